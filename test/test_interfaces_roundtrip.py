@@ -27,7 +27,7 @@ pytestmark = pytest.mark.ros
 
 
 def exact(value):
-    """Map floats to float.hex recursively, so comparisons are bit-exact (and -0.0 != 0.0)."""
+    """Map floats to float.hex recursively: compares bits, so -0.0 != 0.0 and no rounding hides."""
     if isinstance(value, float):
         return value.hex()
     if isinstance(value, dict):
