@@ -1,0 +1,194 @@
+"""
+Validated configuration dataclasses: the single source of defaults.
+
+ROS parameters and trainer flags are derived from these fields; each field's ``metadata``
+carries a ``help`` string and, for numbers, an inclusive ``range`` used for validation here and
+for ROS parameter descriptors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _f(default: Any, help: str, range: tuple[float, float] | None = None,
+       choices: tuple[str, ...] | None = None) -> Any:
+    meta: dict[str, Any] = {'help': help}
+    if range is not None:
+        meta['range'] = range
+    if choices is not None:
+        meta['choices'] = choices
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent; the message names the field."""
+
+
+def _validate_fields(cfg: Any) -> None:
+    """Check types, ranges and choices declared in field metadata."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        name = f'{type(cfg).__name__}.{f.name}'
+        if isinstance(f.default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f'{name} must be a bool, got {value!r}')
+            continue
+        if isinstance(f.default, int) and not isinstance(f.default, bool):
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                    object.__setattr__(cfg, f.name, value)
+                else:
+                    raise ConfigError(f'{name} must be an integer, got {value!r}')
+        if isinstance(f.default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f'{name} must be a number, got {value!r}')
+            value = float(value)
+            object.__setattr__(cfg, f.name, value)
+            if value != value:
+                raise ConfigError(f'{name} must not be NaN')
+        rng = f.metadata.get('range')
+        if rng is not None:
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                if not (rng[0] <= v <= rng[1]):
+                    raise ConfigError(f'{name}={value!r} is outside [{rng[0]}, {rng[1]}]')
+        choices = f.metadata.get('choices')
+        if choices is not None and value not in choices:
+            raise ConfigError(f'{name}={value!r} is not one of {choices}')
+
+
+@dataclass
+class NetworkConfig:
+    """Policy and critic architectures."""
+
+    policy_hidden: tuple[int, ...] = _f((256, 256), 'policy MLP hidden sizes', (1, 4096))
+    critic_hidden: tuple[int, ...] = _f((256, 256), 'critic MLP hidden sizes', (1, 4096))
+    covariance: str = _f('full', 'policy covariance: full (Cholesky) or diagonal',
+                         choices=('full', 'diagonal'))
+    init_std: float = _f(0.5, 'initial policy standard deviation (normalised actions)',
+                         (1e-3, 10.0))
+    min_std: float = _f(1e-4, 'floor on the Cholesky diagonal', (0.0, 1.0))
+    normalize_observations: bool = _f(True, 'running mean/std observation normalisation')
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        self.policy_hidden = tuple(self.policy_hidden)
+        self.critic_hidden = tuple(self.critic_hidden)
+        _validate_fields(self)
+        if not self.policy_hidden or not self.critic_hidden:
+            raise ConfigError('NetworkConfig: hidden sizes must not be empty')
+        if self.min_std >= self.init_std:
+            raise ConfigError('NetworkConfig.min_std must be below init_std')
+
+
+@dataclass
+class MPOConfig:
+    """MPO hyperparameters; defaults follow the paper (Appendix C) unless the note says why."""
+
+    num_action_samples: int = _f(20, 'actions sampled per state in the E-step (N)', (2, 1024))
+    epsilon: float = _f(0.1, 'E-step KL bound between q and the target policy', (1e-6, 10.0))
+    epsilon_mean: float = _f(0.1, 'M-step KL bound on the mean (paper control suite: 0.1)',
+                             (1e-8, 10.0))
+    epsilon_cov: float = _f(1e-4, 'M-step KL bound on the covariance', (1e-10, 10.0))
+    per_dim_kl: bool = _f(False, 'one KL constraint per action dimension (diagonal only)')
+    init_temperature: float = _f(1.0, 'initial E-step temperature', (1e-6, 1e6))
+    init_alpha_mean: float = _f(1.0, 'initial mean-KL Lagrange multiplier', (1e-6, 1e6))
+    init_alpha_cov: float = _f(10.0, 'initial covariance-KL Lagrange multiplier', (1e-6, 1e6))
+    dual_lr: float = _f(1e-2, 'Adam learning rate of the log-parametrised duals', (1e-6, 1.0))
+    policy_lr: float = _f(5e-4, 'Adam learning rate of the policy', (1e-7, 1.0))
+    critic_lr: float = _f(5e-4, 'Adam learning rate of the critic', (1e-7, 1.0))
+    discount: float = _f(0.99, 'discount factor gamma', (0.0, 1.0))
+    retrace_lambda: float = _f(1.0, 'Retrace trace-cutting lambda (1: Eq. 13 of the paper)',
+                               (0.0, 1.0))
+    sequence_length: int = _f(4, 'Retrace sequence length T (N-step truncation)', (1, 1000))
+    target_update_period: int = _f(100, 'learner steps between target network copies',
+                                   (1, 10 ** 9))
+    grad_clip: float = _f(40.0, 'global gradient-norm clip for policy and critic (0: off)',
+                          (0.0, 1e9))
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        _validate_fields(self)
+
+
+@dataclass
+class ReplayConfig:
+    """Sequence replay buffer settings."""
+
+    capacity: int = _f(1_000_000, 'transitions kept', (1, 10 ** 9))
+    batch_size: int = _f(64, 'sequences per learner step (B); B*T transitions', (1, 65536))
+    min_size: int = _f(1000, 'transitions stored before learning starts', (1, 10 ** 9))
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        _validate_fields(self)
+
+
+@dataclass
+class TrainConfig:
+    """In-process training loop settings."""
+
+    task: str = _f('gym:Pendulum-v1', 'task id: gym:<Id>, dmc:<domain>-<task>, manip:<name>')
+    steps: int = _f(50_000, 'environment steps', (1, 10 ** 10))
+    seed: int = _f(0, 'random seed', (0, 2 ** 31 - 1))
+    updates_per_step: float = _f(1.0, 'learner updates per environment step (replay ratio)',
+                                 (0.0, 100.0))
+    eval_every: int = _f(5000, 'environment steps between deterministic evaluations',
+                         (1, 10 ** 10))
+    eval_episodes: int = _f(5, 'episodes per evaluation', (1, 1000))
+    final_eval_episodes: int = _f(10, 'episodes of the final evaluation', (1, 1000))
+    checkpoint_every: int = _f(25_000, 'environment steps between checkpoints', (1, 10 ** 10))
+    torch_threads: int = _f(1, 'torch intra-op threads (the machine is shared)', (1, 256))
+    device: str = _f('cpu', 'torch device for the learner (cpu, cuda)')
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        _validate_fields(self)
+
+
+@dataclass
+class Config:
+    """Everything needed to run MPO on one task."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    mpo: MPOConfig = field(default_factory=MPOConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        """Validate cross-section constraints."""
+        if self.mpo.per_dim_kl and self.network.covariance != 'diagonal':
+            raise ConfigError('MPOConfig.per_dim_kl requires NetworkConfig.covariance=diagonal')
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict (tuples as lists), for YAML/JSON."""
+        out = dataclasses.asdict(self)
+        for section in out.values():
+            for k, v in section.items():
+                if isinstance(v, tuple):
+                    section[k] = list(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, dict[str, Any]]) -> 'Config':
+        """Build from a nested dict; unknown sections or keys raise ConfigError."""
+        kinds = {f.name: f.default_factory for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(kinds)
+        if unknown:
+            raise ConfigError(f'unknown config sections: {sorted(unknown)}')
+        sections = {}
+        for name, factory in kinds.items():
+            section_cls = type(factory())
+            values = dict(data.get(name, {}))
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise ConfigError(f'unknown keys in {name}: {sorted(bad)}')
+            sections[name] = section_cls(**values)
+        return cls(**sections)

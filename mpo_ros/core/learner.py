@@ -1,0 +1,197 @@
+"""
+The MPO learner: Retrace critic, E-step, decoupled M-step, duals and target networks.
+
+Shape legend: ``T`` sequence steps, ``B`` sequences, ``N`` action samples, ``O`` observation
+size, ``D`` action dimensions.
+
+One class serves the in-process trainer and the ROS learner node: it consumes
+:class:`~mpo_ros.core.replay.SequenceBatch` objects and knows nothing of where they came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from mpo_ros.core.config import MPOConfig, NetworkConfig
+from mpo_ros.core.losses import mpo as mpo_losses
+from mpo_ros.core.losses import retrace
+from mpo_ros.core.networks import CriticNetwork, PolicyNetwork, RunningNormalizer
+from mpo_ros.core.replay import SequenceBatch
+
+_LOG_FLOOR = math.log(1e-8)
+
+
+class MPOLearner:
+    """Owns networks, target networks, optimisers and Lagrange duals; ``step`` runs one update."""
+
+    def __init__(self, obs_dim: int, act_dim: int, mpo: MPOConfig | None = None,
+                 network: NetworkConfig | None = None, seed: int = 0,
+                 device: str | torch.device = 'cpu') -> None:
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.cfg = mpo or MPOConfig()
+        self.net_cfg = network or NetworkConfig()
+        if self.cfg.per_dim_kl and self.net_cfg.covariance != 'diagonal':
+            raise ValueError('per_dim_kl requires a diagonal policy')
+        self.device = torch.device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.policy = PolicyNetwork(obs_dim, act_dim, self.net_cfg).to(self.device)
+            self.critic = CriticNetwork(obs_dim, act_dim, self.net_cfg).to(self.device)
+        # One normaliser shared by all four networks keeps online and target inputs identical.
+        self.normalizer: RunningNormalizer = self.policy.normalizer
+        self.critic.normalizer = self.normalizer
+        self.target_policy = copy.deepcopy(self.policy)
+        self.target_critic = copy.deepcopy(self.critic)
+        for net in (self.target_policy, self.target_critic):
+            net.normalizer = self.normalizer
+            net.requires_grad_(False)
+        dual_shape = (act_dim,) if self.cfg.per_dim_kl else ()
+
+        def dual(value: float) -> nn.Parameter:
+            return nn.Parameter(torch.full(dual_shape, math.log(value), device=self.device))
+
+        self.log_temperature = nn.Parameter(
+            torch.tensor(math.log(self.cfg.init_temperature), device=self.device))
+        self.log_alpha_mean = dual(self.cfg.init_alpha_mean)
+        self.log_alpha_cov = dual(self.cfg.init_alpha_cov)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=self.cfg.policy_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=self.cfg.critic_lr)
+        self.dual_opt = torch.optim.Adam(
+            [self.log_temperature, self.log_alpha_mean, self.log_alpha_cov], lr=self.cfg.dual_lr)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed + 1)
+        self.num_steps = 0
+
+    # ------------------------------------------------------------------ data
+    def observe(self, observations: np.ndarray) -> None:
+        """Update the observation statistics with newly collected observations [..., O]."""
+        self.normalizer.update(torch.as_tensor(observations, device=self.device))
+
+    def _to_tensors(self, batch: SequenceBatch) -> dict[str, torch.Tensor]:
+        out = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32, device=self.device)
+               for k, v in batch._asdict().items()}
+        t, b = out['rewards'].shape
+        assert out['observations'].shape == (t + 1, b, self.obs_dim), out['observations'].shape
+        assert out['actions'].shape == (t, b, self.act_dim), out['actions'].shape
+        for k in ('discounts', 'log_probs', 'mask'):
+            assert out[k].shape == (t, b), (k, out[k].shape)
+        return out
+
+    # ------------------------------------------------------------------ update
+    def step(self, batch: SequenceBatch) -> dict[str, float]:
+        """One learner update on a batch of sequences; returns scalar metrics."""
+        t0 = time.perf_counter()
+        x = self._to_tensors(batch)
+        obs, actions, mask = x['observations'], x['actions'], x['mask']
+        steps, b = x['rewards'].shape
+        n = self.cfg.num_action_samples
+
+        with torch.no_grad():
+            target_pi = self.target_policy(obs)                                # [T+1, B]
+            sampled = target_pi.sample(n, generator=self.generator)           # [N, T+1, B, D]
+            q_sampled = self.target_critic(obs, sampled)                       # [N, T+1, B]
+            q_taken_target = self.target_critic(obs[:-1], actions)             # [T, B]
+            old_pi = target_pi.index(slice(0, steps))
+            log_pi = old_pi.log_prob(actions)                                  # [T, B]
+            targets = retrace.retrace_targets(
+                q_taken_target, q_sampled[:, 1:].mean(0), x['rewards'],
+                self.cfg.discount * x['discounts'], log_pi, x['log_probs'],
+                self.cfg.retrace_lambda, mask)
+
+        # Critic: regress Q(s_t, a_t) on the Retrace targets.
+        q = self.critic(obs[:-1], actions)
+        loss_critic = retrace.critic_loss(q, targets, mask)
+
+        # E-step over all valid states of the batch, then the M-step.
+        flat = steps * b
+        mask_flat = mask.reshape(flat)
+        q_e = q_sampled[:, :-1].reshape(n, flat)
+        temperature = self.log_temperature.exp()
+        e = mpo_losses.e_step(q_e, temperature, self.cfg.epsilon, mask_flat)
+        online = self.policy(obs[:-1].reshape(flat, self.obs_dim))
+        old_flat = old_pi.reshape((flat,))
+        m = mpo_losses.m_step(
+            old_flat, online, sampled[:, :-1].reshape(n, flat, self.act_dim), e.weights,
+            self.log_alpha_mean.exp(), self.log_alpha_cov.exp(), self.cfg.epsilon_mean,
+            self.cfg.epsilon_cov, self.cfg.per_dim_kl, mask_flat)
+
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss_critic.backward()
+        critic_norm = self._clip(self.critic)
+        self.critic_opt.step()
+
+        self.policy_opt.zero_grad(set_to_none=True)
+        m.loss_policy.backward()
+        policy_norm = self._clip(self.policy)
+        self.policy_opt.step()
+
+        self.dual_opt.zero_grad(set_to_none=True)
+        (e.loss_temperature + m.loss_alpha).backward()
+        self.dual_opt.step()
+        with torch.no_grad():
+            for p in (self.log_temperature, self.log_alpha_mean, self.log_alpha_cov):
+                p.clamp_(min=_LOG_FLOOR)
+
+        self.num_steps += 1
+        if self.num_steps % self.cfg.target_update_period == 0:
+            self.update_targets()
+        metrics = {'critic_loss': loss_critic.item(), 'policy_loss': m.loss_policy.item(),
+                   'q_target_mean': targets[mask > 0].mean().item(),
+                   'critic_grad_norm': critic_norm, 'policy_grad_norm': policy_norm,
+                   'step_time': time.perf_counter() - t0}
+        metrics.update({k: float(v) for k, v in {**e.stats, **m.stats}.items()})
+        return metrics
+
+    def _clip(self, net: nn.Module) -> float:
+        if self.cfg.grad_clip > 0:
+            return float(nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip))
+        return float('nan')
+
+    def update_targets(self) -> None:
+        """Hard copy of the online networks into the targets (normaliser stays shared)."""
+        self.target_policy.load_state_dict(self.policy.state_dict())
+        self.target_critic.load_state_dict(self.critic.state_dict())
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, object]:
+        """Everything needed to continue exactly: networks, targets, optimisers, duals, RNG."""
+        return {
+            'num_steps': self.num_steps,
+            'policy': self.policy.state_dict(), 'critic': self.critic.state_dict(),
+            'target_policy': self.target_policy.state_dict(),
+            'target_critic': self.target_critic.state_dict(),
+            'policy_opt': self.policy_opt.state_dict(),
+            'critic_opt': self.critic_opt.state_dict(),
+            'dual_opt': self.dual_opt.state_dict(),
+            'log_temperature': self.log_temperature.detach().clone(),
+            'log_alpha_mean': self.log_alpha_mean.detach().clone(),
+            'log_alpha_cov': self.log_alpha_cov.detach().clone(),
+            'generator': self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore from :meth:`state_dict` (shapes must match this learner's configuration)."""
+        self.policy.load_state_dict(state['policy'])
+        self.critic.load_state_dict(state['critic'])
+        self.target_policy.load_state_dict(state['target_policy'])
+        self.target_critic.load_state_dict(state['target_critic'])
+        with torch.no_grad():
+            self.log_temperature.copy_(state['log_temperature'])
+            self.log_alpha_mean.copy_(state['log_alpha_mean'])
+            self.log_alpha_cov.copy_(state['log_alpha_cov'])
+        self.policy_opt.load_state_dict(state['policy_opt'])
+        self.critic_opt.load_state_dict(state['critic_opt'])
+        self.dual_opt.load_state_dict(state['dual_opt'])
+        self.generator.set_state(state['generator'])
+        self.num_steps = int(state['num_steps'])
+
+    @property
+    def temperature(self) -> float:
+        """Current E-step temperature."""
+        return float(self.log_temperature.exp())

@@ -1,0 +1,121 @@
+"""
+Inference-only policy: what an actor needs to act, and flat weight (de)serialisation.
+
+Flat weights are how policies cross a process boundary: named float32 arrays concatenated in
+one vector with their shapes and a CRC32 checksum. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from mpo_ros.core.config import NetworkConfig
+from mpo_ros.core.networks import PolicyNetwork
+
+
+class Action(NamedTuple):
+    """One action decision (normalised action space [-1, 1]^D)."""
+
+    action: np.ndarray     # [D] clipped to [-1, 1]; what is sent to the robot
+    raw: np.ndarray        # [D] the sampled (pre-clip) action, what replay stores
+    mean: np.ndarray       # [D]
+    stddev: np.ndarray     # [D]
+    log_prob: float        # log pi(raw | obs), the behaviour log-probability
+
+
+class FlatWeights(NamedTuple):
+    """A state dict flattened for transport."""
+
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    data: np.ndarray       # float32, concatenated in ``names`` order
+    checksum: int          # CRC32 of data.tobytes()
+
+
+def flatten_state(state: dict[str, torch.Tensor]) -> FlatWeights:
+    """Flatten a state dict (floating tensors only) into one float32 vector."""
+    names, shapes, parts = [], [], []
+    for name, tensor in state.items():
+        if not torch.is_floating_point(tensor):
+            continue
+        names.append(name)
+        shapes.append(tuple(tensor.shape))
+        parts.append(tensor.detach().cpu().reshape(-1).to(torch.float32).numpy())
+    data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return FlatWeights(names, shapes, data, zlib.crc32(data.tobytes()))
+
+
+def unflatten_state(flat: FlatWeights, reference: dict[str, torch.Tensor]
+                    ) -> dict[str, torch.Tensor]:
+    """
+    Rebuild a state dict from transported weights.
+
+    Checksum, names, shapes and finiteness are validated against ``reference``; any mismatch
+    raises ValueError with the reason.
+    """
+    data = np.asarray(flat.data, dtype=np.float32)
+    if zlib.crc32(data.tobytes()) != flat.checksum:
+        raise ValueError('checksum mismatch')
+    expected = {k: tuple(v.shape) for k, v in reference.items() if torch.is_floating_point(v)}
+    if list(flat.names) != list(expected):
+        raise ValueError(f'layout names differ: got {list(flat.names)[:4]}..., '
+                         f'expected {list(expected)[:4]}...')
+    total = 0
+    out: dict[str, torch.Tensor] = {}
+    for name, shape in zip(flat.names, flat.shapes):
+        if tuple(shape) != expected[name]:
+            raise ValueError(f'{name}: shape {tuple(shape)} != {expected[name]}')
+        size = int(np.prod(shape, dtype=np.int64))
+        if total + size > data.size:
+            raise ValueError('data shorter than the layout')
+        out[name] = torch.from_numpy(data[total:total + size].copy()).reshape(shape).to(
+            reference[name].dtype)
+        total += size
+    if total != data.size:
+        raise ValueError(f'data has {data.size} values, layout needs {total}')
+    if not np.isfinite(data).all():
+        raise ValueError('weights contain NaN or inf')
+    return out
+
+
+class Policy:
+    """Acts with a policy network; thread-compatible (one lock is the caller's business)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, network: NetworkConfig | None = None,
+                 seed: int = 0) -> None:
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = PolicyNetwork(obs_dim, act_dim, network or NetworkConfig())
+        self.net.requires_grad_(False)
+        self.generator = torch.Generator().manual_seed(seed + 2)
+        self.version = 0
+
+    def load_state(self, state: dict[str, torch.Tensor], version: int | None = None) -> None:
+        """Copy weights from a learner's policy state dict."""
+        self.net.load_state_dict({k: v.detach().cpu() for k, v in state.items()})
+        if version is not None:
+            self.version = version
+
+    def load_flat(self, flat: FlatWeights, version: int) -> None:
+        """Apply transported weights after validation (ValueError on any defect)."""
+        self.net.load_state_dict(unflatten_state(flat, self.net.state_dict()))
+        self.version = version
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> Action:
+        """Sample (or take the mean of) the action distribution at ``obs`` [O]."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.shape != (self.obs_dim,):
+            raise ValueError(f'observation has shape {obs.shape}, expected ({self.obs_dim},)')
+        if not np.isfinite(obs).all():
+            raise ValueError('observation contains NaN or inf')
+        dist = self.net(torch.from_numpy(obs))
+        raw = dist.mean if deterministic else dist.sample(generator=self.generator)
+        return Action(action=raw.clamp(-1.0, 1.0).numpy(), raw=raw.numpy(),
+                      mean=dist.mean.numpy(), stddev=dist.stddev.numpy(),
+                      log_prob=float(dist.log_prob(raw)))

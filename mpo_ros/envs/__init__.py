@@ -1,0 +1,85 @@
+"""
+ROS-free environment adapters behind one small API.
+
+Task ids:
+    ``gym:<EnvId>``             gymnasium (MuJoCo and classic control), e.g. ``gym:Hopper-v5``
+    ``dmc:<domain>-<task>``     dm_control suite, e.g. ``dmc:cartpole-swingup``
+    ``manip:<name>``            dm_control manipulation, e.g. ``manip:reach_site_features``
+
+Every adapter takes actions in the normalised box [-1, 1]^D, clips them and rescales them to the
+real actuator limits, and reports ``terminal`` (no bootstrap: discount 0) separately from
+``truncated`` (time limit: bootstrap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What a learner and a ROS bridge need to know about a task."""
+
+    task: str
+    obs_dim: int
+    act_dim: int
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+    joint_names: tuple[str, ...]       # actuated joints in action order; () if none
+    control_dt: float                  # seconds per environment step
+    max_episode_steps: int | None
+
+    def scale_action(self, action: np.ndarray) -> np.ndarray:
+        """Map a normalised action in [-1, 1]^D (clipped first) to actuator units."""
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        low, high = np.asarray(self.action_low), np.asarray(self.action_high)
+        return low + 0.5 * (a + 1.0) * (high - low)
+
+
+class Step(NamedTuple):
+    """Outcome of one environment step."""
+
+    observation: np.ndarray
+    reward: float
+    terminal: bool
+    truncated: bool
+
+
+class Env(Protocol):
+    """The adapter API."""
+
+    spec: EnvSpec
+
+    def reset(self) -> np.ndarray:
+        """Start an episode; returns the first observation."""
+
+    def step(self, action: np.ndarray) -> Step:
+        """Apply a normalised action."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class UnknownTaskError(ValueError):
+    """The task id names no known adapter or environment."""
+
+
+def make(task: str, seed: int = 0) -> Env:
+    """Build the adapter for ``task`` (see the module docstring for the id forms)."""
+    kind, sep, name = task.partition(':')
+    if not sep or not name:
+        raise UnknownTaskError(f'task {task!r} must look like gym:<Id>, dmc:<domain>-<task> '
+                               f'or manip:<name>')
+    if kind == 'gym':
+        from mpo_ros.envs.gym_env import GymEnv
+        return GymEnv(task, name, seed)
+    if kind == 'dmc':
+        from mpo_ros.envs.dmc_env import DMCSuiteEnv
+        return DMCSuiteEnv(task, name, seed)
+    if kind == 'manip':
+        from mpo_ros.envs.dmc_env import ManipulationEnv
+        return ManipulationEnv(task, name, seed)
+    raise UnknownTaskError(f'unknown task kind {kind!r} in {task!r} (gym, dmc, manip)')

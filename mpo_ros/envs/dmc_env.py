@@ -1,0 +1,79 @@
+"""dm_control adapters: the control suite and the manipulation (Kinova Jaco) tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mpo_ros.envs import EnvSpec, Step, UnknownTaskError
+
+
+def _flatten(observation) -> np.ndarray:
+    """Concatenate a dm_env observation dict in its own key order."""
+    return np.concatenate([np.asarray(v, dtype=np.float32).ravel()
+                           for v in observation.values()])
+
+
+class _DMEnv:
+    """Shared dm_env.Environment wrapper; subclasses build ``self.env``."""
+
+    def _init_spec(self, task: str) -> None:
+        act = self.env.action_spec()
+        obs = _flatten(self.env.reset().observation)
+        physics = self.env.physics
+        model = physics.model
+        joints = []
+        for j in model.actuator_trnid[:, 0]:
+            joints.append(model.id2name(int(j), 'joint') or '')
+        dt = float(self.env.control_timestep())
+        # Suite environments keep a step limit, composer ones a time limit (private fields).
+        limit = getattr(self.env, '_step_limit', None)
+        if limit is None and getattr(self.env, '_time_limit', None) is not None:
+            limit = self.env._time_limit / dt
+        steps = int(round(limit)) if limit is not None and np.isfinite(limit) else None
+        self.spec = EnvSpec(task=task, obs_dim=obs.size, act_dim=int(np.prod(act.shape)),
+                            action_low=tuple(float(x) for x in np.broadcast_to(
+                                act.minimum, act.shape)),
+                            action_high=tuple(float(x) for x in np.broadcast_to(
+                                act.maximum, act.shape)),
+                            joint_names=tuple(joints), control_dt=dt,
+                            max_episode_steps=steps)
+
+    def reset(self) -> np.ndarray:
+        """Start an episode."""
+        return _flatten(self.env.reset().observation)
+
+    def step(self, action: np.ndarray) -> Step:
+        """Apply a normalised action; LAST with discount 0 is terminal, else truncation."""
+        ts = self.env.step(self.spec.scale_action(action))
+        last = ts.last()
+        terminal = bool(last and ts.discount == 0.0)
+        return Step(_flatten(ts.observation), float(ts.reward or 0.0), terminal,
+                    bool(last and not terminal))
+
+    def close(self) -> None:
+        """Release resources."""
+        self.env.close()
+
+
+class DMCSuiteEnv(_DMEnv):
+    """``dmc:<domain>-<task>``, e.g. ``dmc:cartpole-swingup``."""
+
+    def __init__(self, task: str, name: str, seed: int) -> None:
+        from dm_control import suite
+        domain, sep, task_name = name.partition('-')
+        if not sep or (domain, task_name) not in suite.ALL_TASKS:
+            raise UnknownTaskError(f'{task}: not a dm_control suite task '
+                                   f'(e.g. dmc:cartpole-swingup)')
+        self.env = suite.load(domain, task_name, task_kwargs={'random': seed})
+        self._init_spec(task)
+
+
+class ManipulationEnv(_DMEnv):
+    """``manip:<name>``, e.g. ``manip:reach_site_features`` (Kinova Jaco arm)."""
+
+    def __init__(self, task: str, name: str, seed: int) -> None:
+        from dm_control import manipulation
+        if name not in manipulation.ALL:
+            raise UnknownTaskError(f'{task}: not a dm_control manipulation task')
+        self.env = manipulation.load(name, seed=seed)
+        self._init_spec(task)

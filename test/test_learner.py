@@ -1,0 +1,149 @@
+"""The learner: determinism, exact resume, checkpointed duals, and learning a known optimum."""
+
+import numpy as np
+import pytest
+import torch
+
+from mpo_ros.core import checkpoint
+from mpo_ros.core.config import MPOConfig, NetworkConfig
+from mpo_ros.core.learner import MPOLearner
+from mpo_ros.core.replay import SequenceReplay
+
+SMALL = NetworkConfig(policy_hidden=(32, 32), critic_hidden=(32, 32))
+
+
+def _replay(seed=0, obs_dim=3, act_dim=2, n=300):
+    rng = np.random.default_rng(seed)
+    replay = SequenceReplay(obs_dim, act_dim, 1000, seed=seed)
+    for k in range(n):
+        replay.add(rng.normal(size=obs_dim), rng.normal(size=act_dim), rng.normal(),
+                   rng.normal(size=obs_dim), rng.random() < 0.05, (k + 1) % 50 == 0,
+                   rng.normal() - 2.0)
+    return replay
+
+
+def _params(learner):
+    return torch.cat([p.detach().reshape(-1) for p in
+                      list(learner.policy.parameters()) + list(learner.critic.parameters())
+                      + [learner.log_temperature, learner.log_alpha_mean,
+                         learner.log_alpha_cov]])
+
+
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+def test_step_is_deterministic_given_seed(covariance):
+    net = NetworkConfig(policy_hidden=(32, 32), critic_hidden=(32, 32), covariance=covariance)
+    batch = _replay().sample(16, 4)
+    a, b = (MPOLearner(3, 2, MPOConfig(), net, seed=7) for _ in range(2))
+    for _ in range(3):
+        ma, mb = a.step(batch), b.step(batch)
+    ma.pop('step_time'), mb.pop('step_time')
+    assert ma == mb
+    assert torch.equal(_params(a), _params(b))
+    c = MPOLearner(3, 2, MPOConfig(), net, seed=8)
+    assert not torch.equal(_params(a), _params(c))
+
+
+def test_save_load_continue_equals_never_stopping(tmp_path):
+    cfg = MPOConfig(target_update_period=2)
+    replay = _replay()
+    batches = [replay.sample(16, 4) for _ in range(6)]
+    straight = MPOLearner(3, 2, cfg, SMALL, seed=1)
+    straight.observe(batches[0].observations)
+    for b in batches:
+        straight.step(b)
+
+    first = MPOLearner(3, 2, cfg, SMALL, seed=1)
+    first.observe(batches[0].observations)
+    for b in batches[:3]:
+        first.step(b)
+    checkpoint.save_atomic({'learner': first.state_dict()}, tmp_path / 'ckpt.pt')
+    resumed = MPOLearner(3, 2, cfg, SMALL, seed=999)     # different init, all overwritten
+    resumed.load_state_dict(checkpoint.load(tmp_path / 'ckpt.pt')['learner'])
+    assert resumed.num_steps == 3
+    for b in batches[3:]:
+        resumed.step(b)
+    assert torch.equal(_params(straight), _params(resumed))
+    assert torch.equal(straight.target_critic.head.weight, resumed.target_critic.head.weight)
+    assert torch.equal(straight.normalizer.mean, resumed.normalizer.mean)
+
+
+def test_checkpoint_holds_duals_and_optimiser_state(tmp_path):
+    learner = MPOLearner(3, 2, MPOConfig(), SMALL, seed=0)
+    batch = _replay().sample(16, 4)
+    for _ in range(5):
+        learner.step(batch)
+    with torch.no_grad():
+        learner.log_temperature.fill_(1.234)
+        learner.log_alpha_mean.fill_(-2.5)
+        learner.log_alpha_cov.fill_(4.0)
+    checkpoint.save_atomic(learner.state_dict(), tmp_path / 'c.pt')
+    fresh = MPOLearner(3, 2, MPOConfig(), SMALL, seed=0)
+    fresh.load_state_dict(checkpoint.load(tmp_path / 'c.pt'))
+    assert fresh.log_temperature.item() == pytest.approx(1.234)
+    assert fresh.log_alpha_mean.item() == pytest.approx(-2.5)
+    assert fresh.log_alpha_cov.item() == pytest.approx(4.0)
+    assert fresh.dual_opt.state_dict()['state'][0]['step'] == 5
+    assert fresh.num_steps == 5
+    # A dual optimiser that is not its own (the known bug) would not hold these three.
+    dual_params = {id(p) for g in learner.dual_opt.param_groups for p in g['params']}
+    assert dual_params == {id(learner.log_temperature), id(learner.log_alpha_mean),
+                           id(learner.log_alpha_cov)}
+
+
+def test_critic_learns_retrace_targets_not_plain_returns():
+    """
+    The critic converges to the fixed point of the Retrace targets.
+
+    With a constant reward r and continuation g, Q converges to r / (1 - g) at every state
+    of a truncated (never terminal) chain; a terminal every step gives Q = r instead.
+    """
+    for terminal, expected in ((False, 1.0 / (1 - 0.5)), (True, 1.0)):
+        replay = SequenceReplay(2, 1, 5000, seed=0)
+        rng = np.random.default_rng(0)
+        for k in range(2000):
+            replay.add(rng.normal(size=2), rng.normal(size=1), 1.0, rng.normal(size=2),
+                       terminal, (k + 1) % 40 == 0, -1.0)
+        learner = MPOLearner(2, 1, MPOConfig(discount=0.5, target_update_period=20,
+                                             critic_lr=3e-3), SMALL, seed=0)
+        for _ in range(400):
+            m = learner.step(replay.sample(32, 3))
+        assert m['q_target_mean'] == pytest.approx(expected, abs=0.1)
+        q = learner.critic(torch.randn(64, 2), torch.rand(64, 1) * 2 - 1)
+        assert q.mean().item() == pytest.approx(expected, abs=0.15)
+
+
+def test_policy_improves_on_a_bandit():
+    """
+    The policy mean moves to the optimum of a one-step bandit.
+
+    One-step episodes with reward -(a - 0.5)^2: the mean action must approach 0.5, and the
+    E-step temperature adapts so the realised KL of the weights tracks epsilon.
+    """
+    learner = MPOLearner(1, 1, MPOConfig(epsilon=0.1, epsilon_mean=0.01,
+                                         target_update_period=10),
+                         NetworkConfig(policy_hidden=(16,), critic_hidden=(32, 32),
+                                       normalize_observations=False), seed=0)
+    replay = SequenceReplay(1, 1, 20000, seed=0)
+    obs = np.zeros(1, np.float32)
+    for it in range(600):
+        with torch.no_grad():
+            dist = learner.policy(torch.from_numpy(obs)[None])
+        a = dist.sample(64, generator=learner.generator)[:, 0]
+        lp = dist.log_prob(a[:, None])[:, 0]
+        for ai, li in zip(a.numpy(), lp.numpy()):
+            r = -float((np.clip(ai[0], -1, 1) - 0.5) ** 2)
+            replay.add(obs, ai, r, obs, True, False, float(li))
+        m = learner.step(replay.sample(64, 1))
+    mean = learner.policy(torch.zeros(1, 1)).mean.item()
+    assert mean == pytest.approx(0.5, abs=0.1)
+    assert m['kl_q_uniform'] == pytest.approx(0.1, abs=0.05)
+
+
+def test_per_dim_requires_diagonal():
+    with pytest.raises(ValueError, match='diagonal'):
+        MPOLearner(3, 2, MPOConfig(per_dim_kl=True), SMALL)
+    learner = MPOLearner(3, 2, MPOConfig(per_dim_kl=True),
+                         NetworkConfig(policy_hidden=(8,), critic_hidden=(8,),
+                                       covariance='diagonal'))
+    assert learner.log_alpha_mean.shape == (2,)
+    assert np.isfinite(learner.step(_replay().sample(8, 2))['policy_loss'])
