@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from mpo_ros.envs import EnvSpec, Step, UnknownTaskError
+
+# dm_control picks a rendering backend at import; GLFW needs a display and warns without one.
+# No adapter renders, and EGL imports cleanly on headless machines.
+os.environ.setdefault('MUJOCO_GL', 'egl')
 
 
 def _flatten(observation) -> np.ndarray:
