@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import provenance, RESULTS, write_result
+from mpo_ros.trainer import plot_curves
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,31 +89,12 @@ def main() -> int:
                 'per-seed wall times are in per_seed',
     }
     path = write_result(args.name, result)
-    _plot(curves, RESULTS / f'{args.name}.png', args.task, args.anchor)
+    plot_curves({f'seed {k}': tuple(zip(*v)) for k, v in curves.items()},
+                RESULTS / f'{args.name}.png', f'MPO (mpo_ros) on {args.task}', args.anchor)
     print(f"[bench] {args.task} at {args.steps} steps: {result['final_return_mean']:.1f} ± "
           f"{result['final_return_std']:.1f} over {len(all_returns)} episodes "
           f'(anchor {args.anchor}) -> {path}')
     return 0
-
-
-def _plot(curves, path, task, anchor):
-    import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for seed, pts in curves.items():
-        x, y = zip(*pts)
-        ax.plot(x, y, marker='.', label=f'seed {seed}')
-    if anchor is not None:
-        ax.axhline(anchor, color='k', ls='--', lw=1, label=f'anchor {anchor:g}')
-    ax.set_xlabel('environment steps')
-    ax.set_ylabel('deterministic eval return')
-    ax.set_title(f'MPO (mpo_ros) on {task}')
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 if __name__ == '__main__':

@@ -194,18 +194,29 @@ def save_checkpoint(path: Path, cfg: Config, learner: MPOLearner, replay: Sequen
 
 def plot_learning_curve(rows: list[dict], path: Path, title: str) -> None:
     """Plot evaluation return against environment steps, with the std band."""
+    plot_curves({'eval return (deterministic)': (
+        [r['env_steps'] for r in rows], [r['eval_return'] for r in rows],
+        [r['eval_return_std'] for r in rows])}, path, f'MPO on {title}')
+
+
+def plot_curves(curves: dict[str, tuple], path: Path, title: str,
+                anchor: float | None = None) -> None:
+    """Plot labelled ``(steps, returns[, stds])`` curves and an optional anchor line to PNG."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
-    x = np.array([r['env_steps'] for r in rows])
-    y = np.array([r['eval_return'] for r in rows])
-    s = np.array([r['eval_return_std'] for r in rows])
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(x, y, marker='o', label='eval return (deterministic)')
-    ax.fill_between(x, y - s, y + s, alpha=0.25)
+    for label, (x, y, *std) in curves.items():
+        x, y = np.asarray(x), np.asarray(y)
+        ax.plot(x, y, marker='o', ms=3, label=label)
+        if std:
+            s = np.asarray(std[0])
+            ax.fill_between(x, y - s, y + s, alpha=0.25)
+    if anchor is not None:
+        ax.axhline(anchor, color='k', ls='--', lw=1, label=f'anchor {anchor:g}')
     ax.set_xlabel('environment steps')
     ax.set_ylabel('return')
-    ax.set_title(f'MPO on {title}')
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
