@@ -77,16 +77,18 @@ def test_ring_buffer_wraps_without_joining_old_and_new():
         assert n == min(4, 12 - starts[b])
 
 
-def test_state_dict_round_trip_continues_identically(tmp_path):
+@pytest.mark.parametrize('added', [30, 75])        # partly filled, and wrapped around
+def test_state_dict_round_trip_continues_identically(tmp_path, added):
     replay = SequenceReplay(2, 1, 50, seed=3)
     rng = np.random.default_rng(0)
-    for _ in range(30):
+    for _ in range(added):
         replay.add(rng.normal(size=2), rng.normal(size=1), 1.0, rng.normal(size=2),
                    False, rng.random() < 0.1, -0.5)
     path = tmp_path / 'replay.pt'
     torch.save(replay.state_dict(), path)
     restored = SequenceReplay(2, 1, 50, seed=99)
     restored.load_state_dict(torch.load(path, weights_only=True))
+    assert restored.state_dict()['obs'].shape == (min(added, 50), 2)   # only filled slots
     a, b = replay.sample(16, 3), restored.sample(16, 3)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)

@@ -135,7 +135,8 @@ class SequenceReplay:
 
     def state_dict(self) -> dict[str, object]:
         """Arrays as tensors plus counters and RNG state, loadable with weights_only=True."""
-        state: dict[str, object] = {k: torch.from_numpy(getattr(self, k).copy())
+        # Until the ring wraps, the filled slots are exactly 0..size-1: save only those.
+        state: dict[str, object] = {k: torch.from_numpy(getattr(self, k)[:self.size].copy())
                                     for k in _FIELDS}
         state['meta'] = {'cursor': self.cursor, 'size': self.size, 'added': self.added,
                          'capacity': self.capacity,
@@ -150,12 +151,14 @@ class SequenceReplay:
         if meta['capacity'] != self.capacity:
             raise ValueError(f"replay capacity mismatch: checkpoint {meta['capacity']}, "
                              f'configured {self.capacity}')
+        size = int(meta['size'])
         for k in _FIELDS:
-            arr = state[k].numpy()
-            if arr.shape != getattr(self, k).shape:
-                raise ValueError(f'replay field {k}: shape {arr.shape} != '
-                                 f'{getattr(self, k).shape}')
-            getattr(self, k)[...] = arr
+            arr, mine = state[k].numpy(), getattr(self, k)
+            if arr.shape != (size,) + mine.shape[1:] or arr.dtype != mine.dtype:
+                raise ValueError(f'replay field {k}: {arr.dtype} {arr.shape} does not fit '
+                                 f'{size} slots of {mine.dtype} {mine.shape[1:]}')
+        for k in _FIELDS:
+            getattr(self, k)[:size] = state[k].numpy()
         self.cursor, self.size, self.added = meta['cursor'], meta['size'], meta['added']
         self._next_index = {int(k): v for k, v in meta['next_index'].items()}
         self._last_slot = {int(k): v for k, v in meta['last_slot'].items()}
