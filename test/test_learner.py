@@ -147,3 +147,36 @@ def test_per_dim_requires_diagonal():
                                        covariance='diagonal'))
     assert learner.log_alpha_mean.shape == (2,)
     assert np.isfinite(learner.step(_replay().sample(8, 2))['policy_loss'])
+
+
+def test_critic_evaluates_the_target_policy_off_policy():
+    """
+    The critic learns Q of the target policy from behaviour data, not plain n-step returns.
+
+    One state, reward clip(a, -1, 1), gamma 0.5, never terminal. Behaviour b = N(0.5, 0.5^2),
+    target pi = N(0, 0.5^2) (the learner's initial policy, frozen by a negligible learning
+    rate). Then V_pi = E_pi[clip(a)] / (1 - gamma) = 0 and Q_pi(a) = clip(a), so Q(0.5) = 0.5.
+    A critic regressed on plain 3-step returns of b's rewards (a bug seen in public MPOs) ends
+    near 0.5 + 0.5 * 0.46 + 0.25 * 0.46 + ... instead (checked: that mutant fails here).
+    """
+    rng = np.random.default_rng(0)
+    net = NetworkConfig(policy_hidden=(16,), critic_hidden=(64, 64), init_std=0.5,
+                        normalize_observations=False)
+    learner = MPOLearner(1, 1, MPOConfig(discount=0.5, policy_lr=1e-7, critic_lr=2e-3,
+                                         target_update_period=25, sequence_length=3), net,
+                         seed=0)
+    with torch.no_grad():
+        pi = learner.policy(torch.zeros(1, 1))
+    assert abs(pi.mean.item()) < 0.01 and pi.stddev.item() == pytest.approx(0.5, rel=1e-3)
+    replay = SequenceReplay(1, 1, 20000, seed=0)
+    obs = np.zeros(1, np.float32)
+    a = rng.normal(0.5, 0.5, size=20000)
+    log_b = -0.5 * ((a - 0.5) / 0.5) ** 2 - np.log(0.5) - 0.5 * np.log(2 * np.pi)
+    for k in range(20000):
+        replay.add(obs, a[k:k + 1], float(np.clip(a[k], -1, 1)), obs, False,
+                   (k + 1) % 100 == 0, float(log_b[k]))
+    for _ in range(1200):
+        learner.step(replay.sample(64, 3))
+    with torch.no_grad():
+        q = learner.critic(torch.zeros(3, 1), torch.tensor([[-0.5], [0.0], [0.5]]))
+    torch.testing.assert_close(q, torch.tensor([-0.5, 0.0, 0.5]), atol=0.12, rtol=0)
