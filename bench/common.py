@@ -39,6 +39,7 @@ def provenance(started: float, finished: float) -> dict:
         'python': platform.python_version(), 'torch': torch.__version__,
         'date_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'wall_time_s': round(finished - started, 1),
+        'load_average_1_5_15min_at_end': [round(x, 2) for x in os.getloadavg()],
     }
 
 
