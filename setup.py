@@ -36,6 +36,10 @@ setup(
     entry_points={
         'console_scripts': [
             'mpo-ros-train = mpo_ros.trainer:main',
+            'mpo-ros-launch = mpo_ros.ros.launcher:main',
+            'bridge = mpo_ros.ros.bridge_node:main',
+            'actor = mpo_ros.ros.actor_node:main',
+            'learner = mpo_ros.ros.learner_node:main',
         ],
     },
 )

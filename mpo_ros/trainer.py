@@ -131,8 +131,7 @@ def train(cfg: Config, out: Path, log=print) -> dict:
                else float('nan'),
                'wall_time': now - start, 'updates': learner.num_steps,
                'updates_per_s': len(window) / max(now - window_start, 1e-9)}
-        for key in CSV_FIELDS[8:]:
-            row[key] = float(np.mean([m[key] for m in window])) if window else float('nan')
+        row.update(window_means(window))
         writer.writerow(row)
         csv_file.flush()
         rows.append(row)
@@ -184,12 +183,18 @@ def train(cfg: Config, out: Path, log=print) -> dict:
     return summary
 
 
+def window_means(window: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each learner metric of the CSV (NaN without updates) over a reporting window."""
+    return {key: float(np.mean([m[key] for m in window])) if window else float('nan')
+            for key in CSV_FIELDS[8:]}
+
+
 def save_checkpoint(path: Path, cfg: Config, learner: MPOLearner, replay: SequenceReplay,
-                    env_steps: int) -> None:
-    """Learner, replay and counters in one atomically written file."""
+                    env_steps: int, **extra: object) -> None:
+    """Learner, replay, counters (and ``extra`` plain values) in one atomically written file."""
     checkpoint.save_atomic({'config': cfg.to_dict(), 'env_steps': env_steps,
-                            'learner': learner.state_dict(), 'replay': replay.state_dict()},
-                           path)
+                            'learner': learner.state_dict(), 'replay': replay.state_dict(),
+                            **extra}, path)
 
 
 def plot_learning_curve(rows: list[dict], path: Path, title: str) -> None:

@@ -1,0 +1,264 @@
+"""
+Message <-> numpy conversions, the only place message layouts are interpreted.
+
+Every ``*_from_msg`` function validates what arrived (names, sizes, finiteness, checksums) and
+raises ValueError with a reason on any defect, so a node can log the reason and drop the
+message instead of storing garbage or crashing. Nothing here spins or touches a node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import NamedTuple, Sequence
+import zlib
+
+from mpo_ros.core.config import NetworkConfig
+from mpo_ros.core.policy import FlatWeights
+from mpo_ros_interfaces.msg import PolicyWeights, Trajectory
+import numpy as np
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+
+# Layout of the bridge's ``task/step`` message (std_msgs/Float64MultiArray):
+#   data = [sequence, reward, terminal, truncated, episode_start, obs_0 .. obs_{O-1}]
+STEP_HEADER = ('sequence', 'reward', 'terminal', 'truncated', 'episode_start')
+
+
+def _finite(name: str, x: np.ndarray) -> np.ndarray:
+    if not np.isfinite(x).all():
+        raise ValueError(f'{name} contains NaN or inf')
+    return x
+
+
+# ---------------------------------------------------------------- joints and commands
+def joint_vector(msg: JointState, joint_names: Sequence[str], field: str = 'position'
+                 ) -> np.ndarray:
+    """
+    Return ``msg.<field>`` reordered to ``joint_names``, matched by name (never by index).
+
+    The message may list joints in any order and may carry extra joints only if none of them
+    is unknown to ``joint_names``: an unknown or missing name, a duplicated name, a length
+    mismatch or a NaN / inf value raise ValueError.
+    """
+    names = list(msg.name)
+    values = np.asarray(getattr(msg, field), dtype=np.float64)
+    if values.shape != (len(names),):
+        raise ValueError(f'joint_states: {len(names)} names but {values.size} {field} values')
+    if len(set(names)) != len(names):
+        raise ValueError('joint_states: duplicated joint names')
+    unknown = sorted(set(names) - set(joint_names))
+    if unknown:
+        raise ValueError(f'joint_states: unknown joints {unknown}')
+    missing = [n for n in joint_names if n not in names]
+    if missing:
+        raise ValueError(f'joint_states: missing joints {missing}')
+    index = {n: i for i, n in enumerate(names)}
+    return _finite(f'joint_states.{field}', values[[index[n] for n in joint_names]])
+
+
+def joint_state_msg(joint_names: Sequence[str], position: np.ndarray, velocity: np.ndarray,
+                    effort: np.ndarray | None = None) -> JointState:
+    """Build a JointState (the caller sets the header stamp)."""
+    msg = JointState()
+    msg.name = list(joint_names)
+    msg.position = np.asarray(position, dtype=np.float64)
+    msg.velocity = np.asarray(velocity, dtype=np.float64)
+    if effort is not None:
+        msg.effort = np.asarray(effort, dtype=np.float64)
+    return msg
+
+
+def vector_msg(values: np.ndarray, label: str = '') -> Float64MultiArray:
+    """Wrap a 1-D vector (a joint command, an observation) in a Float64MultiArray."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    msg = Float64MultiArray()
+    if label:
+        msg.layout.dim = [MultiArrayDimension(label=label, size=values.size,
+                                              stride=values.size)]
+    msg.data = values
+    return msg
+
+
+def vector_from_msg(msg: Float64MultiArray, size: int, what: str = 'command') -> np.ndarray:
+    """Return the vector in ``msg``; wrong length or NaN / inf raise ValueError."""
+    values = np.asarray(msg.data, dtype=np.float64)
+    if values.shape != (size,):
+        raise ValueError(f'{what} has {values.size} values, expected {size}')
+    return _finite(what, values)
+
+
+# ---------------------------------------------------------------- task steps
+class TaskStep(NamedTuple):
+    """One bridge step as the actor sees it."""
+
+    sequence: int
+    reward: float
+    terminal: bool
+    truncated: bool
+    episode_start: bool
+    observation: np.ndarray    # [O] float32
+
+
+def step_msg(step: TaskStep) -> Float64MultiArray:
+    """Encode a bridge step (layout labels document the fields for ``ros2 topic echo``)."""
+    obs = np.asarray(step.observation, dtype=np.float64).ravel()
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=','.join(STEP_HEADER), size=len(STEP_HEADER),
+                                          stride=len(STEP_HEADER) + obs.size),
+                      MultiArrayDimension(label='observation', size=obs.size, stride=obs.size)]
+    head = [float(step.sequence), float(step.reward), float(step.terminal),
+            float(step.truncated), float(step.episode_start)]
+    msg.data = np.concatenate([np.asarray(head), obs])
+    return msg
+
+
+def step_from_msg(msg: Float64MultiArray, obs_dim: int) -> TaskStep:
+    """Decode ``task/step``; wrong size or NaN / inf raise ValueError."""
+    data = np.asarray(msg.data, dtype=np.float64)
+    n = len(STEP_HEADER)
+    if data.shape != (n + obs_dim,):
+        raise ValueError(f'task step has {data.size} values, expected {n} + obs_dim {obs_dim}')
+    _finite('task step', data)
+    seq = data[0]
+    if seq < 0 or seq != int(seq):
+        raise ValueError(f'task step sequence {seq} is not a non-negative integer')
+    return TaskStep(int(seq), float(data[1]), bool(data[2]), bool(data[3]), bool(data[4]),
+                    data[n:].astype(np.float32))
+
+
+# ---------------------------------------------------------------- trajectories
+class TrajectoryChunk(NamedTuple):
+    """A validated Trajectory message as arrays (shapes as in Trajectory.msg)."""
+
+    actor_id: str
+    episode_id: int
+    sequence_number: int
+    policy_version: int
+    observations: np.ndarray   # [T+1, O]
+    actions: np.ndarray        # [T, D]
+    rewards: np.ndarray        # [T]
+    discounts: np.ndarray      # [T]
+    log_probs: np.ndarray      # [T]
+    episode_start: bool
+    episode_end: bool
+    truncated: bool
+
+
+def trajectory_msg(chunk: TrajectoryChunk) -> Trajectory:
+    """Encode a chunk (the caller sets the header stamp)."""
+    obs = np.asarray(chunk.observations, dtype=np.float32)
+    act = np.asarray(chunk.actions, dtype=np.float32)
+    msg = Trajectory()
+    msg.actor_id = chunk.actor_id
+    msg.episode_id = int(chunk.episode_id)
+    msg.sequence_number = int(chunk.sequence_number)
+    msg.policy_version = int(chunk.policy_version)
+    msg.num_steps = act.shape[0]
+    msg.obs_dim = obs.shape[1]
+    msg.act_dim = act.shape[1]
+    msg.observations = obs.ravel()
+    msg.actions = act.ravel()
+    msg.rewards = np.asarray(chunk.rewards, dtype=np.float32)
+    msg.discounts = np.asarray(chunk.discounts, dtype=np.float32)
+    msg.behaviour_log_probs = np.asarray(chunk.log_probs, dtype=np.float32)
+    msg.episode_start = bool(chunk.episode_start)
+    msg.episode_end = bool(chunk.episode_end)
+    msg.truncated = bool(chunk.truncated)
+    return msg
+
+
+def trajectory_from_msg(msg: Trajectory, obs_dim: int, act_dim: int) -> TrajectoryChunk:
+    """Decode and validate a Trajectory against the expected sizes."""
+    t = int(msg.num_steps)
+    if t < 1:
+        raise ValueError('trajectory has num_steps < 1')
+    if (msg.obs_dim, msg.act_dim) != (obs_dim, act_dim):
+        raise ValueError(f'trajectory dims obs {msg.obs_dim} act {msg.act_dim}, expected '
+                         f'obs {obs_dim} act {act_dim}')
+    arrays = {}
+    for name, shape in (('observations', (t + 1, obs_dim)), ('actions', (t, act_dim)),
+                        ('rewards', (t,)), ('discounts', (t,)), ('behaviour_log_probs', (t,))):
+        x = np.asarray(getattr(msg, name), dtype=np.float32)
+        if x.size != int(np.prod(shape)):
+            raise ValueError(f'trajectory {name} has {x.size} values, expected {shape}')
+        arrays[name] = _finite(f'trajectory {name}', x.reshape(shape))
+    if not np.isin(arrays['discounts'], (0.0, 1.0)).all():
+        raise ValueError('trajectory discounts must be 0 or 1')
+    if (arrays['discounts'][:-1] == 0.0).any():
+        raise ValueError('trajectory has a terminal step before its last step')
+    if arrays['discounts'][-1] == 0.0 and not msg.episode_end:
+        raise ValueError('trajectory ends in a terminal step without episode_end')
+    if msg.truncated and not msg.episode_end:
+        raise ValueError('trajectory is truncated without episode_end')
+    return TrajectoryChunk(msg.actor_id, int(msg.episode_id), int(msg.sequence_number),
+                           int(msg.policy_version), arrays['observations'], arrays['actions'],
+                           arrays['rewards'], arrays['discounts'],
+                           arrays['behaviour_log_probs'], bool(msg.episode_start),
+                           bool(msg.episode_end), bool(msg.truncated))
+
+
+# ---------------------------------------------------------------- policy weights
+def network_json(obs_dim: int, act_dim: int, network: NetworkConfig) -> str:
+    """Describe the policy architecture for PolicyWeights.config_json."""
+    net = {k: list(v) if isinstance(v, tuple) else v
+           for k, v in dataclasses.asdict(network).items()}
+    return json.dumps({'obs_dim': obs_dim, 'act_dim': act_dim, 'network': net},
+                      sort_keys=True)
+
+
+def network_from_json(text: str) -> tuple[int, int, NetworkConfig]:
+    """Parse config_json (plain JSON, validated by NetworkConfig); ValueError on defects."""
+    try:
+        data = json.loads(text)
+        return int(data['obs_dim']), int(data['act_dim']), NetworkConfig(**data['network'])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f'bad config_json: {exc}') from exc
+
+
+def weights_msg(flat: FlatWeights, version: int, learner_step: int, config_json: str
+                ) -> PolicyWeights:
+    """Encode flat weights with the layout documented in PolicyWeights.msg."""
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in flat.shapes]
+    msg = PolicyWeights()
+    msg.version = int(version)
+    msg.learner_step = int(learner_step)
+    msg.names = list(flat.names)
+    msg.ranks = [len(s) for s in flat.shapes]
+    msg.shapes = [int(d) for s in flat.shapes for d in s]
+    msg.offsets = [int(x) for x in np.concatenate([[0], np.cumsum(sizes)[:-1]])] \
+        if sizes else []
+    msg.data = np.asarray(flat.data, dtype='<f4')
+    msg.checksum = int(flat.checksum)
+    msg.config_json = config_json
+    return msg
+
+
+def weights_from_msg(msg: PolicyWeights) -> FlatWeights:
+    """
+    Decode PolicyWeights into FlatWeights after checking layout and checksum.
+
+    Names, shapes against a concrete network are checked later by Policy.load_flat.
+    """
+    data = np.asarray(msg.data, dtype='<f4')
+    if zlib.crc32(data.tobytes()) != msg.checksum:
+        raise ValueError('checksum mismatch')
+    names, ranks = list(msg.names), [int(r) for r in msg.ranks]
+    offsets, dims = [int(o) for o in msg.offsets], [int(d) for d in msg.shapes]
+    if not (len(names) == len(ranks) == len(offsets)):
+        raise ValueError(f'layout lengths differ: {len(names)} names, {len(ranks)} ranks, '
+                         f'{len(offsets)} offsets')
+    if sum(ranks) != len(dims):
+        raise ValueError(f'shapes has {len(dims)} entries, ranks need {sum(ranks)}')
+    shapes, start, pos = [], 0, 0
+    for name, rank, offset in zip(names, ranks, offsets):
+        shape = tuple(dims[start:start + rank])
+        start += rank
+        if offset != pos:
+            raise ValueError(f'{name}: offset {offset}, expected {pos}')
+        pos += int(np.prod(shape, dtype=np.int64))
+        shapes.append(shape)
+    if pos != data.size:
+        raise ValueError(f'layout covers {pos} values, data has {data.size}')
+    _finite('weights', data)
+    return FlatWeights(names, shapes, data.astype(np.float32), int(msg.checksum))

@@ -1,0 +1,384 @@
+"""
+Learner node: replay + MPO updates in a thread, versioned weights out.
+
+- subscribes ``trajectories`` (Trajectory from any number of actors). Each message is validated
+  (sizes, NaN / inf, flags, per-actor sequence numbers: duplicates and out-of-order chunks are
+  rejected with a logged reason; a gap starts a new replay stream so no sequence spans lost
+  data) and stored with :meth:`SequenceReplay.add_chunk`, one stream per actor;
+- a training thread runs :meth:`MPOLearner.step` at ``updates_per_step`` updates per received
+  environment step once the replay holds ``replay.min_size`` transitions;
+- publishes ``~/policy_weights`` (PolicyWeights, latched; version 0 at start, +1 every
+  ``publish_every`` updates), ``~/stats`` (LearnerStats every ``stats_period_s``) and
+  ``~/step_budget`` (std_msgs/Int64, latched: the number of environment steps actors may send
+  before the learner falls more than ``max_update_lag`` updates behind; -1 = unlimited);
+- subscribes ``evaluation`` (the actors' ``[env_steps, mean, std, episodes]``) and writes
+  ``out_dir/progress.csv`` and ``learning_curve.png`` like the in-process trainer, checkpoints
+  every ``checkpoint_every`` updates and on shutdown (``resume`` continues from it), and with
+  ``max_env_steps`` ends itself after the final evaluation (writing ``summary.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import queue
+import sys
+import threading
+import time
+
+from mpo_ros import envs
+from mpo_ros.core import checkpoint
+from mpo_ros.core.config import _f, _validate_fields, Config, ConfigError, MPOConfig
+from mpo_ros.core.config import NetworkConfig, ReplayConfig, TrainConfig
+from mpo_ros.core.learner import MPOLearner
+from mpo_ros.core.policy import flatten_state
+from mpo_ros.core.replay import SequenceReplay
+from mpo_ros.ros import common
+from mpo_ros.ros import conversions as conv
+from mpo_ros.ros.parameters import declare_config, ParameterError
+from mpo_ros.trainer import CSV_FIELDS, plot_learning_curve, save_checkpoint, window_means
+from mpo_ros_interfaces.msg import LearnerStats, PolicyWeights, Trajectory
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray, Int64
+import torch
+
+
+@dataclass
+class LearnerNodeConfig:
+    """Learner node parameters (network / mpo / replay come from the core dataclasses)."""
+
+    task: str = _f('gym:Pendulum-v1', 'task id (observation and action sizes come from it)')
+    seed: int = _f(0, 'learner and replay seed', (0, 2 ** 31 - 1))
+    updates_per_step: float = _f(1.0, 'learner updates per received environment step',
+                                 (0.0, 100.0))
+    publish_every: int = _f(10, 'updates between PolicyWeights messages (K)', (1, 10 ** 9))
+    max_update_lag: float = _f(50.0, 'updates the learner may fall behind before actors '
+                               'wait (0: never wait)', (0.0, 1e9))
+    stats_period_s: float = _f(2.0, 'seconds between LearnerStats messages', (0.05, 3600.0))
+    checkpoint_every: int = _f(5000, 'updates between checkpoints', (1, 10 ** 12))
+    out_dir: str = _f('runs/ros', 'directory for checkpoint, progress.csv, learning curve')
+    resume: bool = _f(False, 'continue from out_dir/checkpoint.pt if it exists')
+    max_env_steps: int = _f(0, 'stop after this many received steps and a final evaluation '
+                            '(0: run until stopped)', (0, 10 ** 12))
+    final_eval_timeout_s: float = _f(300.0, 'give up waiting for the final evaluation',
+                                     (0.0, 1e6))
+    torch_threads: int = _f(1, 'torch intra-op threads (the machine is shared)', (1, 256))
+    device: str = _f('cpu', 'torch device (cpu, cuda)')
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        _validate_fields(self)
+
+
+class _ActorStream:
+    """Per-actor bookkeeping: expected sequence number, replay stream, episode return."""
+
+    def __init__(self, stream: int) -> None:
+        self.stream = stream
+        self.next_seq = 0
+        self.ep_return = 0.0
+
+
+class LearnerNode(Node):
+    """Replay and MPO learner (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__('learner')
+        _, cfg = declare_config(self, {'': LearnerNodeConfig, 'network.': NetworkConfig,
+                                       'mpo.': MPOConfig, 'replay.': ReplayConfig})
+        self.cfg: LearnerNodeConfig = cfg['']
+        c = self.cfg
+        try:
+            self.config = Config(network=cfg['network.'], mpo=cfg['mpo.'],
+                                 replay=cfg['replay.'],
+                                 train=TrainConfig(task=c.task, seed=c.seed,
+                                                   updates_per_step=c.updates_per_step,
+                                                   torch_threads=c.torch_threads,
+                                                   device=c.device))
+        except ConfigError as exc:
+            raise ParameterError('network.covariance / mpo.per_dim_kl', str(exc)) from exc
+        torch.set_num_threads(c.torch_threads)
+        try:
+            env = envs.make(c.task, seed=c.seed)
+        except envs.UnknownTaskError as exc:
+            raise common.StartupError(f"invalid parameter 'task': {exc}") from exc
+        self.spec = env.spec
+        env.close()
+        obs_dim, act_dim = self.spec.obs_dim, self.spec.act_dim
+        self.learner = MPOLearner(obs_dim, act_dim, self.config.mpo, self.config.network,
+                                  seed=c.seed, device=c.device)
+        self.replay = SequenceReplay(obs_dim, act_dim, self.config.replay.capacity, seed=c.seed)
+        self.config_json = conv.network_json(obs_dim, act_dim, self.config.network)
+        self.out = Path(c.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = self.out / 'checkpoint.pt'
+        self.env_steps = 0
+        self.version = 0
+        self.rows: list[dict] = []
+        if c.resume and self.ckpt_path.exists():
+            self._resume()
+        self.actors: dict[str, _ActorStream] = {}
+        self.next_stream = max(self.replay._next_index, default=-1) + 1
+        self.train_returns: list[float] = []
+        self.inbox: queue.Queue = queue.Queue()
+        self.pub_weights = self.create_publisher(PolicyWeights, '~/policy_weights',
+                                                 common.LATCHED)
+        self.pub_stats = self.create_publisher(LearnerStats, '~/stats', 10)
+        self.pub_budget = self.create_publisher(Int64, '~/step_budget', common.LATCHED)
+        self.create_subscription(Trajectory, 'trajectories', self._on_trajectory,
+                                 common.RELIABLE)
+        self.create_subscription(Float64MultiArray, 'evaluation', self._on_evaluation,
+                                 common.RELIABLE)
+        self.csv_file = open(self.out / 'progress.csv', 'a' if self.rows else 'w', newline='')
+        self.writer = csv.DictWriter(self.csv_file, fieldnames=CSV_FIELDS)
+        if not self.rows:
+            self.writer.writeheader()
+        self.start = time.perf_counter()
+        self.done = False
+        self.exit_code = 0
+        self._stop = threading.Event()
+        self._last_warn: dict[str, float] = {}
+        self._publish_weights()
+        self._last_budget: int | None = None
+        self._publish_budget()
+        self.thread = threading.Thread(target=self._train_loop, name='mpo-learner', daemon=True)
+        self.thread.start()
+        self.get_logger().info(
+            f'{c.task}: obs {obs_dim}, act {act_dim}; {c.updates_per_step} updates/step after '
+            f'{self.config.replay.min_size} steps, batch {self.config.replay.batch_size} x '
+            f'{self.config.mpo.sequence_length}; weights every {c.publish_every} updates; '
+            f'output {self.out}')
+
+    # ------------------------------------------------------------ state
+    def _resume(self) -> None:
+        state = checkpoint.load(self.ckpt_path)
+        self.learner.load_state_dict(state['learner'])
+        self.replay.load_state_dict(state['replay'])
+        self.env_steps = int(state['env_steps'])
+        self.version = int(state.get('policy_version', 0)) + 1
+        progress = self.out / 'progress.csv'
+        if progress.exists():
+            with open(progress) as f:
+                self.rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        self.get_logger().info(f'resumed from {self.ckpt_path}: {self.learner.num_steps} '
+                               f'updates, {self.env_steps} env steps, {len(self.replay)} stored')
+
+    def _save(self) -> None:
+        save_checkpoint(self.ckpt_path, self.config, self.learner, self.replay, self.env_steps,
+                        policy_version=self.version)
+
+    # ------------------------------------------------------------ ROS callbacks (main thread)
+    def _warn(self, key: str, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warn.get(key, 0.0) > 5.0:
+            self.get_logger().warning(text)
+            self._last_warn[key] = now
+
+    def _on_trajectory(self, msg: Trajectory) -> None:
+        try:
+            chunk = conv.trajectory_from_msg(msg, self.spec.obs_dim, self.spec.act_dim)
+        except ValueError as exc:
+            self._warn('traj', f'trajectory from {msg.actor_id!r} rejected: {exc}')
+            return
+        actor = self.actors.get(chunk.actor_id)
+        restart = actor is not None and chunk.sequence_number == 0 and chunk.episode_start
+        if actor is None or restart:
+            actor = self.actors[chunk.actor_id] = _ActorStream(self.next_stream)
+            actor.next_seq = chunk.sequence_number
+            self.next_stream += 1
+        elif chunk.sequence_number < actor.next_seq:
+            self._warn('seq', f'trajectory from {chunk.actor_id!r} rejected: sequence number '
+                       f'{chunk.sequence_number} duplicated or out of order (expected '
+                       f'{actor.next_seq})')
+            return
+        elif chunk.sequence_number > actor.next_seq:
+            self._warn('gap', f'{chunk.sequence_number - actor.next_seq} trajectory chunk(s) '
+                       f'from {chunk.actor_id!r} lost; starting a new replay stream')
+            actor.stream = self.next_stream
+            self.next_stream += 1
+        actor.next_seq = chunk.sequence_number + 1
+        if chunk.episode_start:
+            actor.ep_return = 0.0
+        actor.ep_return += float(chunk.rewards.sum())
+        if chunk.episode_end:
+            self.train_returns.append(actor.ep_return)
+            actor.ep_return = 0.0
+        self.inbox.put(('chunk', actor.stream, chunk))
+
+    def _on_evaluation(self, msg: Float64MultiArray) -> None:
+        try:
+            steps, mean, std, episodes = conv.vector_from_msg(msg, 4, 'evaluation')
+        except ValueError as exc:
+            self._warn('eval', f'evaluation rejected: {exc}')
+            return
+        self.inbox.put(('eval', int(steps), (mean, std, int(episodes))))
+
+    # ------------------------------------------------------------ publishing (any thread)
+    def _publish_weights(self) -> None:
+        flat = flatten_state(self.learner.policy.state_dict())
+        msg = conv.weights_msg(flat, self.version, self.learner.num_steps, self.config_json)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_weights.publish(msg)
+
+    def _budget(self) -> int:
+        c, ratio = self.cfg, self.cfg.updates_per_step
+        if c.max_update_lag <= 0 or ratio <= 0:
+            budget = -1
+        else:
+            budget = self.config.replay.min_size + int(
+                (self.learner.num_steps + c.max_update_lag) / ratio)
+        if c.max_env_steps:
+            budget = c.max_env_steps if budget < 0 else min(budget, c.max_env_steps)
+        return budget
+
+    def _publish_budget(self) -> None:
+        budget = self._budget()
+        if budget != self._last_budget:
+            self.pub_budget.publish(Int64(data=budget))
+            self._last_budget = budget
+
+    def _publish_stats(self, window: list[dict], window_s: float) -> None:
+        means = window_means(window)
+        msg = LearnerStats()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.learner_step = self.learner.num_steps
+        msg.env_steps = self.env_steps
+        msg.updates_per_second = len(window) / max(window_s, 1e-9)
+        msg.replay_size = len(self.replay)
+        msg.critic_loss, msg.policy_loss = means['critic_loss'], means['policy_loss']
+        msg.temperature = self.learner.temperature
+        msg.kl_mean, msg.kl_cov = means['kl_mean'], means['kl_cov']
+        msg.eta_mean, msg.eta_cov = means['alpha_mean'], means['alpha_cov']
+        msg.mean_q = means['q_mean']
+        msg.policy_version = self.version
+        self.pub_stats.publish(msg)
+
+    # ------------------------------------------------------------ training thread
+    def _store(self, stream: int, chunk: conv.TrajectoryChunk) -> float:
+        """Add a chunk to replay; return the updates it makes due."""
+        t = chunk.actions.shape[0]
+        ends = np.zeros(t, bool)
+        ends[-1] = chunk.episode_end
+        before = len(self.replay)
+        self.replay.add_chunk(chunk.observations, chunk.actions, chunk.rewards,
+                              chunk.discounts == 0.0, ends, chunk.log_probs, stream)
+        self.learner.observe(chunk.observations[:-1])
+        self.env_steps += t
+        min_size = self.config.replay.min_size
+        eligible = t if before >= min_size else max(0, len(self.replay) - min_size + 1)
+        return eligible * self.cfg.updates_per_step
+
+    def _record(self, steps: int, result: tuple, window: list[dict], window_s: float) -> None:
+        mean, std, episodes = result
+        recent = self.train_returns[-10:]
+        row = {'env_steps': steps, 'episodes': len(self.train_returns), 'eval_return': mean,
+               'eval_return_std': std,
+               'train_return': float(np.mean(recent)) if recent else float('nan'),
+               'wall_time': time.perf_counter() - self.start, 'updates': self.learner.num_steps,
+               'updates_per_s': len(window) / max(window_s, 1e-9), **window_means(window)}
+        self.writer.writerow(row)
+        self.csv_file.flush()
+        self.rows.append(row)
+        plot_learning_curve(self.rows, self.out / 'learning_curve.png',
+                            f'{self.cfg.task} (ROS)')
+        self.get_logger().info(
+            f"steps {steps:>8d} | episodes {row['episodes']:>5d} | eval {mean:9.1f} ± "
+            f"{std:6.1f} | train {row['train_return']:9.1f} | upd/s "
+            f"{row['updates_per_s']:6.1f} | updates {self.learner.num_steps} | policy v"
+            f"{self.version} | T {self.learner.temperature:.3g} | {row['wall_time']:6.0f}s")
+
+    def _train_loop(self) -> None:
+        try:
+            self._train()
+        except Exception as exc:  # noqa: B902 - a dead learner thread must stop the node
+            if not self.context.ok() or self._stop.is_set():
+                return                                 # shutting down: publishers are gone
+            self.get_logger().fatal(f'learner thread failed: {exc!r}')
+            self.exit_code = 1
+            self.done = True
+            raise
+
+    def _train(self) -> None:
+        c = self.cfg
+        due = 0.0
+        stats_window: list[dict] = []
+        eval_window: list[dict] = []
+        stats_t = eval_t = time.perf_counter()
+        final_eval_seen, reached_at = False, None
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                item = self.inbox.get(timeout=0.05) if due < 1.0 else self.inbox.get_nowait()
+                while True:                                   # drain everything received
+                    kind, a, b = item
+                    if kind == 'chunk':
+                        due += self._store(a, b)
+                    else:
+                        now = time.perf_counter()
+                        self._record(a, b, eval_window, now - eval_t)
+                        eval_window, eval_t = [], now
+                        final_eval_seen |= bool(c.max_env_steps and a >= c.max_env_steps)
+                    item = self.inbox.get_nowait()
+            except queue.Empty:
+                pass
+            if due >= 1.0:
+                batch = self.replay.sample(self.config.replay.batch_size,
+                                           self.config.mpo.sequence_length)
+                metrics = self.learner.step(batch)
+                stats_window.append(metrics)
+                eval_window.append(metrics)
+                due -= 1.0
+                if self.learner.num_steps % c.publish_every == 0:
+                    self.version += 1
+                    self._publish_weights()
+                if self.learner.num_steps % c.checkpoint_every == 0:
+                    self._save()
+            self._publish_budget()
+            now = time.perf_counter()
+            if now - stats_t >= c.stats_period_s:
+                self._publish_stats(stats_window, now - stats_t)
+                stats_window, stats_t = [], now
+            if c.max_env_steps and self.env_steps >= c.max_env_steps and due < 1.0:
+                reached_at = reached_at or now
+                if final_eval_seen or now - reached_at > c.final_eval_timeout_s:
+                    self._finish()
+                    return
+
+    def _finish(self) -> None:
+        """Write checkpoint, curve and summary, then end the node (max_env_steps reached)."""
+        self._save()
+        last = self.rows[-1] if self.rows else {}
+        summary = {'task': self.cfg.task, 'seed': self.cfg.seed, 'env_steps': self.env_steps,
+                   'final_eval_return': last.get('eval_return'),
+                   'final_eval_return_std': last.get('eval_return_std'),
+                   'updates': self.learner.num_steps, 'policy_version': self.version,
+                   'wall_time_s': time.perf_counter() - self.start, 'pipeline': 'ros'}
+        (self.out / 'summary.json').write_text(json.dumps(summary, indent=2))
+        self.get_logger().info(
+            f'done: {self.env_steps} env steps, {self.learner.num_steps} updates, final eval '
+            f"return {last.get('eval_return', float('nan')):.1f}; learning curve: "
+            f"{(self.out / 'learning_curve.png').resolve()}")
+        self._saved_on_finish = True
+        self.done = True
+
+    def close(self) -> None:
+        """Stop the training thread; checkpoint unless the final one was just written."""
+        self._stop.set()
+        self.thread.join(timeout=30.0)
+        if not getattr(self, '_saved_on_finish', False):
+            self._save()
+            if self.rows:
+                plot_learning_curve(self.rows, self.out / 'learning_curve.png',
+                                    f'{self.cfg.task} (ROS)')
+        self.csv_file.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point ``learner``."""
+    return common.run(LearnerNode, 'learner', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
