@@ -160,3 +160,26 @@ def test_launcher_stops_the_rest_when_a_node_dies(tmp_path):
     assert 'mpo.epsilon' in err
     assert 'learner exited with status 2' in out
     assert 'killing' not in out        # bridge and actor stopped on SIGINT
+
+
+def test_max_env_steps_ends_the_run_with_a_final_evaluation(tmp_path):
+    """The learner stops after max_env_steps and the final evaluation; all nodes exit 0."""
+    out_dir = tmp_path / 'run'
+    proc = start([LAUNCH, 'sim_train', 'namespace:=m' + uuid.uuid4().hex[:8],
+                  'learner.out_dir:=' + str(out_dir), 'learner.max_env_steps:=500',
+                  'actor.eval_every:=250', *SMALL[:-2]], str(tmp_path), 'launcher')
+    try:
+        proc.wait(timeout=150)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        code = stop(proc, grace_s=5)
+    out, err = output(proc)
+    assert code == 0, out[-2000:] + err[-4000:]
+    assert 'learner exited with status 0' in out
+    summary = json.loads((out_dir / 'summary.json').read_text())
+    assert summary['env_steps'] >= 500 and summary['updates'] > 0
+    assert summary['final_eval_return'] is not None
+    assert (out_dir / 'learning_curve.png').exists()
+    with open(out_dir / 'progress.csv') as f:
+        assert len(f.read().splitlines()) >= 3          # header + evaluations at 250, 500

@@ -14,7 +14,9 @@ Learner node: replay + MPO updates in a thread, versioned weights out.
 - subscribes ``evaluation`` (the actors' ``[env_steps, mean, std, episodes]``) and writes
   ``out_dir/progress.csv`` and ``learning_curve.png`` like the in-process trainer, checkpoints
   every ``checkpoint_every`` updates and on shutdown (``resume`` continues from it), and with
-  ``max_env_steps`` ends itself after the final evaluation (writing ``summary.json``).
+  ``max_env_steps`` stops storing steps there, lifts the step budget so actors can finish
+  their episode and evaluate, and ends itself after that final evaluation (writing
+  ``summary.json``).
 """
 
 from __future__ import annotations
@@ -230,8 +232,8 @@ class LearnerNode(Node):
         else:
             budget = self.config.replay.min_size + int(
                 (self.learner.num_steps + c.max_update_lag) / ratio)
-        if c.max_env_steps:
-            budget = c.max_env_steps if budget < 0 else min(budget, c.max_env_steps)
+        if c.max_env_steps and self.env_steps >= c.max_env_steps:
+            budget = -1     # collection is over: let actors finish their episode and evaluate
         return budget
 
     def _publish_budget(self) -> None:
@@ -259,6 +261,8 @@ class LearnerNode(Node):
     # ------------------------------------------------------------ training thread
     def _store(self, stream: int, chunk: conv.TrajectoryChunk) -> float:
         """Add a chunk to replay; return the updates it makes due."""
+        if self.cfg.max_env_steps and self.env_steps >= self.cfg.max_env_steps:
+            return 0.0      # steps after max_env_steps (actors finishing an episode) are dropped
         t = chunk.actions.shape[0]
         ends = np.zeros(t, bool)
         ends[-1] = chunk.episode_end
