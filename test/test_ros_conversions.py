@@ -130,3 +130,20 @@ def test_policy_weights_defects_are_rejected():
     with pytest.raises(ValueError, match='layout names differ'):
         Policy(3, 2, NetworkConfig(policy_hidden=(8, 8))).load_flat(
             conv.weights_from_msg(msg), 1)
+
+
+def test_learner_stream_assignment():
+    from mpo_ros.ros.learner_node import StreamAssigner
+    streams = StreamAssigner(first_stream=5)
+    a, note = streams.assign('a', 0, True)
+    assert a.stream == 5 and note is None
+    b, _ = streams.assign('b', 3, False)               # joined late: accepted as is
+    assert b.stream == 6
+    assert streams.assign('a', 1, False)[0].stream == 5
+    rejected, reason = streams.assign('a', 1, False)
+    assert rejected is None and 'duplicated or out of order' in reason
+    assert streams.assign('a', 0, False)[0] is None    # out of order
+    gap, note = streams.assign('a', 4, False)           # 2 and 3 lost
+    assert gap.stream == 7 and '2 chunk(s) lost' in note
+    restart, _ = streams.assign('a', 0, True)           # the actor restarted
+    assert restart.stream == 8 and streams.assign('a', 1, False)[0].stream == 8

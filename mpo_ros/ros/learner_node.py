@@ -84,6 +84,41 @@ class _ActorStream:
         self.ep_return = 0.0
 
 
+class StreamAssigner:
+    """
+    Map (actor id, sequence number) to a replay stream, or reject the chunk.
+
+    Each actor gets its own stream. A duplicated or out-of-order sequence number is rejected;
+    a gap (lost chunks) or an actor restart (sequence 0 at an episode start) opens a new
+    stream, so no replayed sequence runs across missing data.
+    """
+
+    def __init__(self, first_stream: int = 0) -> None:
+        self.actors: dict[str, _ActorStream] = {}
+        self.next_stream = first_stream
+
+    def _new_stream(self) -> int:
+        self.next_stream += 1
+        return self.next_stream - 1
+
+    def assign(self, actor_id: str, sequence: int, episode_start: bool
+               ) -> tuple[_ActorStream | None, str | None]:
+        """Return (actor state or None if rejected, a reason / warning or None)."""
+        actor = self.actors.get(actor_id)
+        note = None
+        if actor is None or (sequence == 0 and episode_start and actor.next_seq != 0):
+            actor = self.actors[actor_id] = _ActorStream(self._new_stream())
+            actor.next_seq = sequence
+        elif sequence < actor.next_seq:
+            return None, (f'sequence number {sequence} duplicated or out of order (expected '
+                          f'{actor.next_seq})')
+        elif sequence > actor.next_seq:
+            note = f'{sequence - actor.next_seq} chunk(s) lost; starting a new replay stream'
+            actor.stream = self._new_stream()
+        actor.next_seq = sequence + 1
+        return actor, note
+
+
 class LearnerNode(Node):
     """Replay and MPO learner (see the module docstring)."""
 
@@ -122,8 +157,7 @@ class LearnerNode(Node):
         self.rows: list[dict] = []
         if c.resume and self.ckpt_path.exists():
             self._resume()
-        self.actors: dict[str, _ActorStream] = {}
-        self.next_stream = max(self.replay._next_index, default=-1) + 1
+        self.streams = StreamAssigner(max(self.replay._next_index, default=-1) + 1)
         self.train_returns: list[float] = []
         self.inbox: queue.Queue = queue.Queue()
         self.pub_weights = self.create_publisher(PolicyWeights, '~/policy_weights',
@@ -185,23 +219,13 @@ class LearnerNode(Node):
         except ValueError as exc:
             self._warn('traj', f'trajectory from {msg.actor_id!r} rejected: {exc}')
             return
-        actor = self.actors.get(chunk.actor_id)
-        restart = actor is not None and chunk.sequence_number == 0 and chunk.episode_start
-        if actor is None or restart:
-            actor = self.actors[chunk.actor_id] = _ActorStream(self.next_stream)
-            actor.next_seq = chunk.sequence_number
-            self.next_stream += 1
-        elif chunk.sequence_number < actor.next_seq:
-            self._warn('seq', f'trajectory from {chunk.actor_id!r} rejected: sequence number '
-                       f'{chunk.sequence_number} duplicated or out of order (expected '
-                       f'{actor.next_seq})')
+        actor, note = self.streams.assign(chunk.actor_id, chunk.sequence_number,
+                                          chunk.episode_start)
+        if actor is None:
+            self._warn('seq', f'trajectory from {chunk.actor_id!r} rejected: {note}')
             return
-        elif chunk.sequence_number > actor.next_seq:
-            self._warn('gap', f'{chunk.sequence_number - actor.next_seq} trajectory chunk(s) '
-                       f'from {chunk.actor_id!r} lost; starting a new replay stream')
-            actor.stream = self.next_stream
-            self.next_stream += 1
-        actor.next_seq = chunk.sequence_number + 1
+        if note:
+            self._warn('gap', f'trajectory from {chunk.actor_id!r}: {note}')
         if chunk.episode_start:
             actor.ep_return = 0.0
         actor.ep_return += float(chunk.rewards.sum())
