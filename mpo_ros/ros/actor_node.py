@@ -54,7 +54,8 @@ class ActorConfig:
     eval_every: int = _f(5000, 'training steps between evaluations (0: never)', (0, 10 ** 10))
     eval_episodes: int = _f(5, 'deterministic episodes per evaluation', (1, 1000))
     wait_for_weights: bool = _f(True, 'act only once the learner sent weights')
-    throttle: bool = _f(True, "hold commands while over the learner's step budget")
+    throttle: bool = _f(True, "hold commands while over the learner's step budget "
+                        '(lockstep bridges; false with a realtime bridge or a robot)')
     timing_period_s: float = _f(2.0, 'seconds between ~/timing messages', (0.1, 3600.0))
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ rclpy import, so the launch file and tests can read it anywhere.
 from __future__ import annotations
 
 import os
+import sys
 from typing import NamedTuple
 
 PACKAGE = 'mpo_ros'
@@ -36,6 +37,9 @@ def default_config() -> str:
     source = os.path.join(os.path.dirname(os.path.dirname(here)), 'config', 'sim_train.yaml')
     if os.path.exists(source):
         return source
+    installed = os.path.join(sys.prefix, 'share', PACKAGE, 'config', 'sim_train.yaml')
+    if os.path.exists(installed):                  # pip install: data_files under the prefix
+        return installed
     try:
         from ament_index_python.packages import get_package_share_directory
         return os.path.join(get_package_share_directory(PACKAGE), 'config', 'sim_train.yaml')
