@@ -1,6 +1,6 @@
 # mpo_ros: two commands on a fresh machine.
 #
-#   make train   set up .venv (first time only), then train on $(TASK)
+#   make train   set up .venv (first time only), then train on $(TASK) through the ROS 2 nodes
 #   make test    set up .venv (first time only), then run the test suite
 #
 # Setup steps are file targets with stamp files in .venv/, so a second run skips what is done.
@@ -13,10 +13,10 @@ MAKEFLAGS += --no-print-directory --no-builtin-rules
 
 PYTHON ?= python3.11
 VENV ?= .venv
-TASK ?= gym:Pendulum-v1
-STEPS ?= 20000
+TASK ?= gym:InvertedPendulum-v5
+STEPS ?= 10000
 SEED ?= 0
-OUT ?= runs/pendulum
+OUT ?= runs/ros_inverted_pendulum
 TRAIN_ARGS ?=
 PYTEST_ARGS ?=
 JOBS ?= 2
@@ -40,11 +40,13 @@ IFACE_SRCS := mpo_ros_interfaces/CMakeLists.txt mpo_ros_interfaces/package.xml \
 ROS_CMAKE_ENV := AMENT_PREFIX_PATH=$(VENV_ABS) CMAKE_PREFIX_PATH=$(VENV_ABS) \
 	PATH=$(VENV_ABS)/bin:$$PATH
 
-.PHONY: help setup train test clean distclean
+.PHONY: help setup train train-inprocess test clean distclean
 
 help:
-	@echo "make train   set up .venv if needed, then train: mpo-ros-train --task \$$TASK ..."
+	@echo "make train   set up .venv if needed, then train through the ROS 2 nodes:"
+	@echo "             mpo-ros-launch sim_train task:=\$$TASK ... (bridge + actor + learner)"
 	@echo "             (TASK=$(TASK) STEPS=$(STEPS) SEED=$(SEED) OUT=$(OUT) TRAIN_ARGS=...)"
+	@echo "make train-inprocess  the same task in one process: mpo-ros-train --task \$$TASK ..."
 	@echo "make test    set up .venv if needed, then run pytest (PYTEST_ARGS=...)"
 	@echo "make setup   only the setup steps"
 	@echo "make clean   remove build/ (the interfaces are rebuilt on the next run)"
@@ -52,8 +54,17 @@ help:
 
 setup: $(STAMP_PKG)
 
+# TRAIN_ARGS: more `name:=value` launcher arguments, e.g. learner.replay.min_size:=500.
 train: $(STAMP_PKG)
-	@echo "==> training: $(TASK), $(STEPS) steps, seed $(SEED) -> $(OUT)"
+	@echo "==> training through ROS 2 (bridge, actor, learner): $(TASK), $(STEPS) steps, seed $(SEED) -> $(OUT)"
+	$(VENV)/bin/mpo-ros-launch sim_train task:=$(TASK) learner.max_env_steps:=$(STEPS) \
+		learner.out_dir:=$(OUT) learner.seed:=$(SEED) actor.seed:=$(SEED) bridge.seed:=$(SEED) \
+		$(TRAIN_ARGS)
+	@echo "==> learning curve: $(OUT)/learning_curve.png"
+
+# TRAIN_ARGS: more mpo-ros-train flags, e.g. --updates_per_step 0.5.
+train-inprocess: $(STAMP_PKG)
+	@echo "==> training in-process: $(TASK), $(STEPS) steps, seed $(SEED) -> $(OUT)"
 	$(VENV)/bin/mpo-ros-train --task $(TASK) --steps $(STEPS) --seed $(SEED) --out $(OUT) \
 		$(TRAIN_ARGS)
 
