@@ -38,3 +38,18 @@ def test_cli_rejects_bad_values_with_the_field_name(tmp_path):
                            '--steps', '10', '--out', str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and 'Nope-v9' in proc.stderr
+
+
+def test_evaluate_checkpoint_reproduces_the_final_evaluation(tmp_path):
+    """The saved policy, evaluated with the trainer's eval seed, gives the same returns."""
+    from mpo_ros.evaluate import evaluate_checkpoint, main as eval_main
+    out = tmp_path / 'run'
+    main(['--task', 'gym:Pendulum-v1', '--steps', '300', '--seed', '5', '--out', str(out),
+          '--eval_every', '300', '--final_eval_episodes', '2', '--replay.min_size', '100',
+          '--replay.batch_size', '8', '--network.policy_hidden', '16',
+          '--network.critic_hidden', '16'])
+    summary = json.loads((out / 'summary.json').read_text())
+    result = evaluate_checkpoint(out / 'checkpoint.pt', 2, seed=5 + 10_000)
+    assert result['env_steps'] == 300
+    assert result['returns'] == pytest.approx(summary['final_eval_returns'], rel=1e-6)
+    assert eval_main([str(tmp_path / 'missing.pt')]) == 2
