@@ -31,6 +31,8 @@ def pytest_configure(config):
     os.environ.pop('ROS_STATIC_PEERS', None)
     os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
     os.environ.setdefault('ROS_LOG_DIR', tempfile.mkdtemp(prefix='mpo_ros_test_roslog_'))
+    # Small test networks run fastest single-threaded; intra-op threads only contend on 2 cores.
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 
 def pytest_report_header(config):
