@@ -194,4 +194,4 @@ class MPOLearner:
     @property
     def temperature(self) -> float:
         """Current E-step temperature."""
-        return float(self.log_temperature.exp())
+        return float(self.log_temperature.detach().exp())
