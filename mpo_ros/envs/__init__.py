@@ -31,12 +31,25 @@ class EnvSpec:
     joint_names: tuple[str, ...]       # actuated joints in action order; () if none
     control_dt: float                  # seconds per environment step
     max_episode_steps: int | None
+    # (lower, upper) position limit of each actuated joint; +-inf where unlimited
+    joint_ranges: tuple[tuple[float, float], ...] = ()
 
     def scale_action(self, action: np.ndarray) -> np.ndarray:
         """Map a normalised action in [-1, 1]^D (clipped first) to actuator units."""
         a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         low, high = np.asarray(self.action_low), np.asarray(self.action_high)
         return low + 0.5 * (a + 1.0) * (high - low)
+
+
+def joint_ranges(model, joint_ids) -> tuple[tuple[float, float], ...]:
+    """Position limits of MuJoCo joints ``joint_ids`` ((-inf, inf) for unlimited ones)."""
+    out = []
+    for j in joint_ids:
+        j = int(j)
+        limited = bool(model.jnt_limited[j]) if hasattr(model, 'jnt_limited') else False
+        lo, hi = (float(x) for x in model.jnt_range[j]) if limited else (-np.inf, np.inf)
+        out.append((lo, hi))
+    return tuple(out)
 
 
 class Step(NamedTuple):
@@ -61,6 +74,9 @@ class Env(Protocol):
 
     def close(self) -> None:
         """Release resources."""
+
+    def disable_time_limit(self) -> None:
+        """Never truncate episodes (a robot has no time limit; its actor decides)."""
 
 
 class UnknownTaskError(ValueError):

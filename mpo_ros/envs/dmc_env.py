@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
 
-from mpo_ros.envs import EnvSpec, Step, UnknownTaskError
+from mpo_ros.envs import EnvSpec, joint_ranges, Step, UnknownTaskError
 
 # dm_control picks a rendering backend at import; GLFW needs a display and warns without one.
 # No adapter renders, and EGL imports cleanly on headless machines.
@@ -42,7 +43,8 @@ class _DMEnv:
                             action_high=tuple(float(x) for x in np.broadcast_to(
                                 act.maximum, act.shape)),
                             joint_names=tuple(joints), control_dt=dt,
-                            max_episode_steps=steps)
+                            max_episode_steps=steps,
+                            joint_ranges=joint_ranges(model, model.actuator_trnid[:, 0]))
 
     def reset(self) -> np.ndarray:
         """Start an episode."""
@@ -55,6 +57,13 @@ class _DMEnv:
         terminal = bool(last and ts.discount == 0.0)
         return Step(_flatten(ts.observation), float(ts.reward or 0.0), terminal,
                     bool(last and not terminal))
+
+    def disable_time_limit(self) -> None:
+        """Never truncate (composer keeps a time limit, the suite a step limit)."""
+        if getattr(self.env, '_time_limit', None) is not None:
+            self.env._time_limit = float('inf')
+        if getattr(self.env, '_step_limit', None) is not None:
+            self.env._step_limit = float('inf')
 
     def close(self) -> None:
         """Release resources."""
@@ -83,3 +92,34 @@ class ManipulationEnv(_DMEnv):
             raise UnknownTaskError(f'{task}: not a dm_control manipulation task')
         self.env = manipulation.load(name, seed=seed)
         self._init_spec(task)
+
+
+def arm_sites(env) -> Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """
+    For a dm_control manipulation reach task, return a reader of the arm's task geometry.
+
+    The reader gives (tool centre point position, its orientation as a (w, x, y, z)
+    quaternion, target position), all in the world frame: what forward kinematics and a target
+    publisher give on a real arm. None for tasks without a hand and a target site.
+    """
+    import mujoco
+    inner = getattr(env, 'env', None)
+    task = getattr(inner, 'task', None)
+    hand = getattr(task, 'hand', None)
+    tcp = getattr(hand, 'tool_center_point', None)
+    physics = getattr(inner, 'physics', None)
+    if tcp is None or physics is None:
+        return None
+    model = physics.model
+    names = [model.id2name(i, 'site') for i in range(model.nsite)]
+    targets = [i for i, n in enumerate(names) if n.split('/')[-1] == 'target_site']
+    if not targets:
+        return None
+    tcp_id, target_id = names.index(tcp.full_identifier), targets[0]
+    data = physics.data
+
+    def read() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, np.asarray(data.site_xmat[tcp_id], dtype=np.float64))
+        return (np.array(data.site_xpos[tcp_id]), quat, np.array(data.site_xpos[target_id]))
+    return read

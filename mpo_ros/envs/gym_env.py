@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mpo_ros.envs import EnvSpec, Step, UnknownTaskError
+from mpo_ros.envs import EnvSpec, joint_ranges, Step, UnknownTaskError
 
 
 class GymEnv:
@@ -25,10 +25,12 @@ class GymEnv:
         unwrapped = self.env.unwrapped
         model = getattr(unwrapped, 'model', None)
         joints: tuple[str, ...] = ()
+        ranges: tuple[tuple[float, float], ...] = ()
         if model is not None and hasattr(model, 'actuator_trnid'):
             import mujoco
             joints = tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, int(j)) or ''
                            for j in model.actuator_trnid[:, 0])
+            ranges = joint_ranges(model, model.actuator_trnid[:, 0])
         dt = float(getattr(unwrapped, 'dt', 0.05))
         self.spec = EnvSpec(task=task, obs_dim=int(np.prod(obs_space.shape)),
                             act_dim=int(np.prod(act_space.shape)),
@@ -36,7 +38,7 @@ class GymEnv:
                             action_high=tuple(float(x) for x in act_space.high.ravel()),
                             joint_names=joints, control_dt=dt,
                             max_episode_steps=self.env.spec.max_episode_steps
-                            if self.env.spec else None)
+                            if self.env.spec else None, joint_ranges=ranges)
 
     def reset(self) -> np.ndarray:
         """Start an episode (seeded on the first reset only, so episodes differ)."""
@@ -51,6 +53,14 @@ class GymEnv:
             scaled.reshape(self.env.action_space.shape))
         return Step(np.asarray(obs, dtype=np.float32).ravel(), float(reward),
                     bool(terminated), bool(truncated) and not terminated)
+
+    def disable_time_limit(self) -> None:
+        """Never truncate: lift gymnasium's TimeLimit wrapper's step limit."""
+        env = self.env
+        while env is not None:
+            if hasattr(env, '_max_episode_steps'):
+                env._max_episode_steps = float('inf')
+            env = getattr(env, 'env', None)
 
     def close(self) -> None:
         """Release resources."""

@@ -19,6 +19,7 @@ from mpo_ros.core.config import ConfigError
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rcl_interfaces.msg import ParameterType, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -91,6 +92,9 @@ class ConfigParameters:
                 default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
                     else f.default
                 value = list(default) if isinstance(default, tuple) else default
+                if value == []:
+                    # An empty list has no element type: declare by type, unset means ().
+                    value = Parameter.Type(parameter_type(f))
                 try:
                     node.declare_parameter(name, value, descriptor(name, f))
                 except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
@@ -106,8 +110,11 @@ class ConfigParameters:
             kwargs = {}
             for f in dataclasses.fields(cls):
                 name = prefix + f.name
-                value = overrides[name] if name in overrides else \
-                    self.node.get_parameter(name).value
+                try:
+                    value = overrides[name] if name in overrides else \
+                        self.node.get_parameter(name).value
+                except ParameterUninitializedException:
+                    value = ()
                 kwargs[f.name] = tuple(value) if isinstance(value, (list, tuple)) or \
                     hasattr(value, 'tolist') else value
             try:
