@@ -147,3 +147,17 @@ def test_learner_stream_assignment():
     assert gap.stream == 7 and '2 chunk(s) lost' in note
     restart, _ = streams.assign('a', 0, True)           # the actor restarted
     assert restart.stream == 8 and streams.assign('a', 1, False)[0].stream == 8
+
+
+def test_learner_stream_restart_vs_duplicate_by_fingerprint():
+    """A restarted actor (sequence 0 mid-episode) opens a stream; a repeated chunk 0 does not."""
+    from mpo_ros.ros.learner_node import StreamAssigner
+    streams = StreamAssigner()
+    first, _ = streams.assign('a', 0, False, fingerprint=111)
+    assert first.stream == 0 and streams.assign('a', 1, False, fingerprint=222)[0] is not None
+    dup, reason = streams.assign('a', 0, False, fingerprint=111)
+    assert dup is None and 'duplicated or out of order' in reason
+    restarted, note = streams.assign('a', 0, False, fingerprint=333)
+    assert restarted.stream == 1 and 'restarted' in note
+    assert streams.assign('a', 3, False, fingerprint=444)[0].stream == 2
+    assert streams.lost == 2

@@ -12,11 +12,20 @@ Learner node: replay + MPO updates in a thread, versioned weights out.
   ``~/step_budget`` (std_msgs/Int64, latched: the number of environment steps actors may send
   before the learner falls more than ``max_update_lag`` updates behind; -1 = unlimited);
 - subscribes ``evaluation`` (the actors' ``[env_steps, mean, std, episodes]``) and writes
-  ``out_dir/progress.csv`` and ``learning_curve.png`` like the in-process trainer, checkpoints
-  every ``checkpoint_every`` updates and on shutdown (``resume`` continues from it), and with
+  ``out_dir/progress.csv`` and ``learning_curve.png`` like the in-process trainer, and with
   ``max_env_steps`` stops storing steps there, lifts the step budget so actors can finish
   their episode and evaluate, and ends itself after that final evaluation (writing
-  ``summary.json``).
+  ``summary.json``);
+- checkpoints everything (networks, targets, optimisers, temperature and multipliers, replay,
+  counters, RNG states) atomically every ``checkpoint_every`` updates and on SIGINT / SIGTERM
+  into ``checkpoint_dir`` as ``checkpoint_<updates>.pt``, keeping the newest
+  ``checkpoint_keep`` (``out_dir/checkpoint.pt`` is a hard link to the newest), and on start
+  resumes from the newest one that loads (a corrupt or truncated file is skipped with the
+  reason logged; ``resume: false`` starts fresh). A resumed learner's first policy version is
+  above any version the previous process can have published, so actors accept it at once;
+- publishes ``~/counters`` (std_msgs/Float64MultiArray, labelled, with the stats): chunks
+  stored, lost (sequence gaps), rejected (invalid or duplicated), replay size, env steps,
+  updates, policy version.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ import queue
 import sys
 import threading
 import time
+from typing import Any
+import zlib
 
 from mpo_ros import envs
 from mpo_ros.core import checkpoint
@@ -40,7 +51,7 @@ from mpo_ros.core.replay import SequenceReplay
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
 from mpo_ros.ros.parameters import declare_config, ParameterError
-from mpo_ros.trainer import CSV_FIELDS, plot_learning_curve, save_checkpoint, window_means
+from mpo_ros.trainer import CSV_FIELDS, plot_learning_curve, window_means
 from mpo_ros_interfaces.msg import LearnerStats, PolicyWeights, Trajectory
 import numpy as np
 from rclpy.node import Node
@@ -61,8 +72,12 @@ class LearnerNodeConfig:
                                'wait (0: never wait)', (0.0, 1e9))
     stats_period_s: float = _f(2.0, 'seconds between LearnerStats messages', (0.05, 3600.0))
     checkpoint_every: int = _f(5000, 'updates between checkpoints', (1, 10 ** 12))
-    out_dir: str = _f('runs/ros', 'directory for checkpoint, progress.csv, learning curve')
-    resume: bool = _f(False, 'continue from out_dir/checkpoint.pt if it exists')
+    out_dir: str = _f('runs/ros', 'directory for progress.csv, learning curve, summary')
+    checkpoint_dir: str = _f('', 'directory of checkpoint_<updates>.pt files (empty: '
+                             '<out_dir>/checkpoints)')
+    checkpoint_keep: int = _f(3, 'newest checkpoints kept in checkpoint_dir', (1, 1000))
+    resume: bool = _f(True, 'continue from the newest valid checkpoint in checkpoint_dir '
+                      '(false: start fresh)')
     max_env_steps: int = _f(0, 'stop after this many received steps and a final evaluation '
                             '(0: run until stopped)', (0, 10 ** 12))
     final_eval_timeout_s: float = _f(300.0, 'give up waiting for the final evaluation',
@@ -75,6 +90,29 @@ class LearnerNodeConfig:
         _validate_fields(self)
 
 
+# ~/counters layout (std_msgs/Float64MultiArray, labelled): chunk counts since the first start
+# of this checkpoint_dir, then the current sizes.
+COUNTERS = ('chunks_stored', 'chunks_lost', 'chunks_rejected', 'replay_size', 'env_steps',
+            'learner_step', 'policy_version')
+_CHECKPOINT_KEYS = ('config', 'env_steps', 'learner', 'replay')
+
+
+def _check_checkpoint(state: dict[str, Any]) -> None:
+    """Raise ValueError unless ``state`` looks like a complete learner checkpoint."""
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f'missing {missing}')
+    if not isinstance(state['learner'], dict) or 'num_steps' not in state['learner']:
+        raise ValueError('no learner state')
+    if not isinstance(state['replay'], dict) or 'meta' not in state['replay']:
+        raise ValueError('no replay state')
+
+
+def chunk_fingerprint(chunk: conv.TrajectoryChunk) -> int:
+    """CRC32 of a chunk's observations and actions (tells a duplicate from new data)."""
+    return zlib.crc32(chunk.actions.tobytes(), zlib.crc32(chunk.observations.tobytes()))
+
+
 class _ActorStream:
     """Per-actor bookkeeping: expected sequence number, replay stream, episode return."""
 
@@ -82,6 +120,7 @@ class _ActorStream:
         self.stream = stream
         self.next_seq = 0
         self.ep_return = 0.0
+        self.first_fingerprint: int | None = None
 
 
 class StreamAssigner:
@@ -89,30 +128,40 @@ class StreamAssigner:
     Map (actor id, sequence number) to a replay stream, or reject the chunk.
 
     Each actor gets its own stream. A duplicated or out-of-order sequence number is rejected;
-    a gap (lost chunks) or an actor restart (sequence 0 at an episode start) opens a new
-    stream, so no replayed sequence runs across missing data.
+    a gap (lost chunks) or an actor restart opens a new stream, so no replayed sequence runs
+    across missing data. A restart is a sequence number 0 from a known actor: with a
+    ``fingerprint`` (:func:`chunk_fingerprint`) it is one unless it repeats the actor's first
+    chunk (a duplicate); without, only at an episode start. ``lost`` counts missing chunks.
     """
 
     def __init__(self, first_stream: int = 0) -> None:
         self.actors: dict[str, _ActorStream] = {}
         self.next_stream = first_stream
+        self.lost = 0
 
     def _new_stream(self) -> int:
         self.next_stream += 1
         return self.next_stream - 1
 
-    def assign(self, actor_id: str, sequence: int, episode_start: bool
-               ) -> tuple[_ActorStream | None, str | None]:
+    def assign(self, actor_id: str, sequence: int, episode_start: bool,
+               fingerprint: int | None = None) -> tuple[_ActorStream | None, str | None]:
         """Return (actor state or None if rejected, a reason / warning or None)."""
         actor = self.actors.get(actor_id)
         note = None
-        if actor is None or (sequence == 0 and episode_start and actor.next_seq != 0):
+        restart = actor is not None and sequence == 0 and actor.next_seq != 0 and (
+            episode_start if fingerprint is None else fingerprint != actor.first_fingerprint)
+        if actor is None or restart:
+            if restart:
+                note = 'sequence restarted at 0 (actor restarted); starting a new replay stream'
             actor = self.actors[actor_id] = _ActorStream(self._new_stream())
             actor.next_seq = sequence
+            if sequence == 0:
+                actor.first_fingerprint = fingerprint
         elif sequence < actor.next_seq:
             return None, (f'sequence number {sequence} duplicated or out of order (expected '
                           f'{actor.next_seq})')
         elif sequence > actor.next_seq:
+            self.lost += sequence - actor.next_seq
             note = f'{sequence - actor.next_seq} chunk(s) lost; starting a new replay stream'
             actor.stream = self._new_stream()
         actor.next_seq = sequence + 1
@@ -151,19 +200,25 @@ class LearnerNode(Node):
         self.config_json = conv.network_json(obs_dim, act_dim, self.config.network)
         self.out = Path(c.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.ckpt_path = self.out / 'checkpoint.pt'
+        self.ckpt_dir = Path(c.checkpoint_dir) if c.checkpoint_dir else self.out / 'checkpoints'
+        self.ckpt_path = self.out / 'checkpoint.pt'      # hard link to the newest checkpoint
         self.env_steps = 0
         self.version = 0
         self.rows: list[dict] = []
-        if c.resume and self.ckpt_path.exists():
-            self._resume()
-        self.streams = StreamAssigner(max(self.replay._next_index, default=-1) + 1)
         self.train_returns: list[float] = []
+        self.counters = dict.fromkeys(COUNTERS[:3], 0)
+        self.resumed_from: Path | None = None
+        if c.resume:
+            self._resume()
+        else:
+            self._set_aside_old_checkpoints()
+        self.streams = StreamAssigner(max(self.replay._next_index, default=-1) + 1)
         self.inbox: queue.Queue = queue.Queue()
         self.pub_weights = self.create_publisher(PolicyWeights, '~/policy_weights',
                                                  common.LATCHED)
         self.pub_stats = self.create_publisher(LearnerStats, '~/stats', 10)
         self.pub_budget = self.create_publisher(Int64, '~/step_budget', common.LATCHED)
+        self.pub_counters = self.create_publisher(Float64MultiArray, '~/counters', 10)
         self.create_subscription(Trajectory, 'trajectories', self._on_trajectory,
                                  common.RELIABLE)
         self.create_subscription(Float64MultiArray, 'evaluation', self._on_evaluation,
@@ -181,30 +236,82 @@ class LearnerNode(Node):
         self._last_budget: int | None = None
         self._publish_budget()
         self.thread = threading.Thread(target=self._train_loop, name='mpo-learner', daemon=True)
-        self.thread.start()
         self.get_logger().info(
             f'{c.task}: obs {obs_dim}, act {act_dim}; {c.updates_per_step} updates/step after '
             f'{self.config.replay.min_size} steps, batch {self.config.replay.batch_size} x '
             f'{self.config.mpo.sequence_length}; weights every {c.publish_every} updates; '
+            f'checkpoints every {c.checkpoint_every} updates in {self.ckpt_dir}; '
             f'output {self.out}')
+        if c.max_env_steps and self.env_steps >= c.max_env_steps and self.resumed_from:
+            self.get_logger().info(
+                f'the run in {self.ckpt_dir} is complete ({self.env_steps} env steps >= '
+                f'max_env_steps {c.max_env_steps}); nothing to do (resume:=false starts '
+                'fresh)')
+            self._saved_on_finish = True
+            self.done = True
+        else:
+            self.thread.start()
 
     # ------------------------------------------------------------ state
     def _resume(self) -> None:
-        state = checkpoint.load(self.ckpt_path)
-        self.learner.load_state_dict(state['learner'])
-        self.replay.load_state_dict(state['replay'])
+        """Load the newest valid checkpoint of ``checkpoint_dir`` (if any) into this node."""
+        log = self.get_logger()
+        path, state = checkpoint.load_latest(
+            self.ckpt_dir, validate=_check_checkpoint,
+            on_skip=lambda p, why: log.warning(f'checkpoint {p} skipped: {why}'))
+        if path is None:
+            log.info(f'no checkpoint in {self.ckpt_dir}: starting fresh')
+            return
+        try:
+            self.learner.load_state_dict(state['learner'])
+            self.replay.load_state_dict(state['replay'])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise common.StartupError(
+                f'checkpoint {path} does not fit this configuration ({exc}); use the '
+                "configuration it was written with, another 'checkpoint_dir', or "
+                "'resume:=false'") from exc
+        if 'torch_rng' in state:
+            torch.set_rng_state(state['torch_rng'])
         self.env_steps = int(state['env_steps'])
-        self.version = int(state.get('policy_version', 0)) + 1
+        # Versions only grow: after a crash the old process may have published up to
+        # ceil(checkpoint_every / publish_every) versions past the checkpoint.
+        saved = int(state.get('policy_version', 0))
+        unseen = 0 if state.get('clean_shutdown', False) else -(
+            -int(state.get('checkpoint_every', 0)) // max(1, int(state.get('publish_every', 1))))
+        self.version = saved + unseen + 1
+        self.train_returns = [float(x) for x in state.get('train_returns', [])]
+        self.counters.update({k: int(v) for k, v in state.get('counters', {}).items()
+                              if k in self.counters})
         progress = self.out / 'progress.csv'
         if progress.exists():
             with open(progress) as f:
                 self.rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-        self.get_logger().info(f'resumed from {self.ckpt_path}: {self.learner.num_steps} '
-                               f'updates, {self.env_steps} env steps, {len(self.replay)} stored')
+        self.resumed_from = path
+        log.info(f'resumed from {path}: {self.learner.num_steps} updates, {self.env_steps} env '
+                 f'steps, {len(self.replay)} stored, policy version {self.version}')
 
-    def _save(self) -> None:
-        save_checkpoint(self.ckpt_path, self.config, self.learner, self.replay, self.env_steps,
-                        policy_version=self.version)
+    def _set_aside_old_checkpoints(self) -> None:
+        """Starting fresh: move earlier checkpoints into a subfolder (never delete them)."""
+        old = checkpoint.list_checkpoints(self.ckpt_dir)
+        if old:
+            aside = self.ckpt_dir / time.strftime('replaced_%Y%m%d-%H%M%S')
+            aside.mkdir(exist_ok=True)
+            for path in old:
+                path.rename(aside / path.name)
+            self.get_logger().info(f'resume is false: {len(old)} earlier checkpoint(s) moved '
+                                   f'to {aside}')
+
+    def _save(self, clean_shutdown: bool = False) -> Path:
+        """Write a checkpoint of everything (see the module docstring); return its path."""
+        state = {'config': self.config.to_dict(), 'env_steps': self.env_steps,
+                 'learner': self.learner.state_dict(), 'replay': self.replay.state_dict(),
+                 'policy_version': self.version, 'clean_shutdown': clean_shutdown,
+                 'checkpoint_every': self.cfg.checkpoint_every,
+                 'publish_every': self.cfg.publish_every, 'torch_rng': torch.get_rng_state(),
+                 'train_returns': [float(x) for x in self.train_returns],
+                 'counters': dict(self.counters)}
+        return checkpoint.save_rotating(state, self.ckpt_dir, self.learner.num_steps,
+                                        self.cfg.checkpoint_keep, link=self.ckpt_path)
 
     # ------------------------------------------------------------ ROS callbacks (main thread)
     def _warn(self, key: str, text: str) -> None:
@@ -217,13 +324,18 @@ class LearnerNode(Node):
         try:
             chunk = conv.trajectory_from_msg(msg, self.spec.obs_dim, self.spec.act_dim)
         except ValueError as exc:
+            self.counters['chunks_rejected'] += 1
             self._warn('traj', f'trajectory from {msg.actor_id!r} rejected: {exc}')
             return
+        lost = self.streams.lost
         actor, note = self.streams.assign(chunk.actor_id, chunk.sequence_number,
-                                          chunk.episode_start)
+                                          chunk.episode_start, chunk_fingerprint(chunk))
         if actor is None:
+            self.counters['chunks_rejected'] += 1
             self._warn('seq', f'trajectory from {chunk.actor_id!r} rejected: {note}')
             return
+        self.counters['chunks_lost'] += self.streams.lost - lost
+        self.counters['chunks_stored'] += 1
         if note:
             self._warn('gap', f'trajectory from {chunk.actor_id!r}: {note}')
         if chunk.episode_start:
@@ -281,6 +393,12 @@ class LearnerNode(Node):
         msg.mean_q = means['q_mean']
         msg.policy_version = self.version
         self.pub_stats.publish(msg)
+        self.pub_counters.publish(conv.vector_msg([float(x) for x in self._counter_values()],
+                                                  ','.join(COUNTERS)))
+
+    def _counter_values(self) -> list[int]:
+        return [*(self.counters[k] for k in COUNTERS[:3]), len(self.replay), self.env_steps,
+                self.learner.num_steps, self.version]
 
     # ------------------------------------------------------------ training thread
     def _store(self, stream: int, chunk: conv.TrajectoryChunk) -> float:
@@ -347,7 +465,9 @@ class LearnerNode(Node):
                         now = time.perf_counter()
                         self._record(a, b, eval_window, now - eval_t)
                         eval_window, eval_t = [], now
-                        final_eval_seen |= bool(c.max_env_steps and a >= c.max_env_steps)
+                        # A resumed learner's actor may count from 0: its total decides too.
+                        final_eval_seen |= bool(c.max_env_steps and (
+                            a >= c.max_env_steps or self.env_steps >= c.max_env_steps))
                     item = self.inbox.get_nowait()
             except queue.Empty:
                 pass
@@ -382,7 +502,8 @@ class LearnerNode(Node):
                    'final_eval_return': last.get('eval_return'),
                    'final_eval_return_std': last.get('eval_return_std'),
                    'updates': self.learner.num_steps, 'policy_version': self.version,
-                   'wall_time_s': time.perf_counter() - self.start, 'pipeline': 'ros'}
+                   'wall_time_s': time.perf_counter() - self.start, 'pipeline': 'ros',
+                   **{k: v for k, v in zip(COUNTERS[:3], self._counter_values())}}
         (self.out / 'summary.json').write_text(json.dumps(summary, indent=2))
         self.get_logger().info(
             f'done: {self.env_steps} env steps, {self.learner.num_steps} updates, final eval '
@@ -394,9 +515,11 @@ class LearnerNode(Node):
     def close(self) -> None:
         """Stop the training thread; checkpoint unless the final one was just written."""
         self._stop.set()
-        self.thread.join(timeout=30.0)
+        if self.thread.is_alive():
+            self.thread.join(timeout=30.0)
         if not getattr(self, '_saved_on_finish', False):
-            self._save()
+            path = self._save(clean_shutdown=True)
+            self.get_logger().info(f'checkpoint {path} written at shutdown')
             if self.rows:
                 plot_learning_curve(self.rows, self.out / 'learning_curve.png',
                                     f'{self.cfg.task} (ROS)')
