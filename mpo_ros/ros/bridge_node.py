@@ -4,13 +4,17 @@ Bridge node: a simulated task standing in for a robot driver.
 Runs any task of :mod:`mpo_ros.envs` and speaks what a ros2_control robot speaks:
 
 - publishes ``joint_states`` (sensor_msgs/JointState; actuated joints by name, positions and
-  velocities from MuJoCo; only for tasks with joints), ``task/observation``
+  velocities from MuJoCo, the held command as effort; only for tasks with joints); for arm
+  reach tasks (``manip:reach_*``) also ``target`` (geometry_msgs/PointStamped) and ``ee_pose``
+  (geometry_msgs/PoseStamped, the tool centre point: what tf gives on hardware), all in frame
+  ``frame_id`` and stamped with the same sim time; ``task/observation``
   (std_msgs/Float64MultiArray, the task's observation vector), ``task/step``
   (std_msgs/Float64MultiArray ``[sequence, reward, terminal, truncated, episode_start, obs...]``,
   the per-step record a learning actor needs; benchmark rewards have no robot equivalent) and
   ``/clock`` (sim time: control_dt per step, never reset);
-- subscribes the command topic (std_msgs/Float64MultiArray in actuator units, as a ros2_control
-  forward command controller takes it);
+- subscribes the command topic (std_msgs/Float64MultiArray in actuator units, one value per
+  joint of ``command_joints`` in that order, as a ros2_control forward command controller
+  with that ``joints`` list takes it; actuators not listed get zero);
 - serves ``~/reset`` (std_srvs/Trigger), ``~/pause`` (std_srvs/SetBool) and ``~/step``
   (std_srvs/Trigger, one step with the held command while paused).
 
@@ -19,7 +23,9 @@ Modes: ``lockstep`` steps physics once per received command, then publishes the 
 still finds it); ``realtime`` steps on a timer at control_dt / realtime_factor, holding the last
 command, zeroing it after ``command_timeout_s`` without commands. An episode that ends is
 published (terminal/truncated set) and followed at once by the reset state
-(``episode_start`` set).
+(``episode_start`` set). With ``auto_reset`` false the bridge behaves like a robot: no time
+limit, no reset unless ``~/reset`` is called (the actor's reset routine decides). Sim time
+advances by control_dt per step and per reset, so every published state has its own stamp.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import sys
 import time
 
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PointStamped, PoseStamped
 from mpo_ros import envs
+from mpo_ros.envs.dmc_env import arm_sites
 from mpo_ros.core.config import _f, _validate_fields
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
@@ -59,6 +67,11 @@ class BridgeConfig:
                                   'without one (0: hold forever)', (0.0, 1e6))
     heartbeat_s: float = _f(1.0, 'lockstep mode: re-publish the state this often while no '
                             'command arrives', (0.01, 1e6))
+    command_joints: tuple[str, ...] = _f((), 'joints the command vector drives, in order (empty: '
+                                         'every actuated joint in model order)')
+    auto_reset: bool = _f(True, 'reset when an episode ends (false: no time limit, reset only '
+                          'through ~/reset, as a robot)')
+    frame_id: str = _f('world', 'frame of target and ee_pose')
 
     def __post_init__(self) -> None:
         """Validate."""
@@ -100,11 +113,27 @@ class BridgeNode(Node):
         except envs.UnknownTaskError as exc:
             raise common.StartupError(f"invalid parameter 'task': {exc}") from exc
         self.spec = self.env.spec
+        if not self.cfg.auto_reset:
+            self.env.disable_time_limit()
         self.low = np.asarray(self.spec.action_low)
         self.high = np.asarray(self.spec.action_high)
+        names = list(self.spec.joint_names)
+        wanted = list(self.cfg.command_joints) or names
+        unknown = [n for n in wanted if n not in names]
+        if unknown or len(set(wanted)) != len(wanted):
+            raise common.StartupError(
+                f"invalid parameter 'command_joints': {wanted} must be distinct actuated "
+                f'joints of {self.cfg.task} ({names})')
+        self.command_index = np.array([names.index(n) for n in wanted] if names else
+                                      range(self.spec.act_dim), dtype=int)
         self.read_joints = joint_reader(self.env)
+        self.read_sites = arm_sites(self.env) if self.cfg.task.startswith('manip:') else None
         self.pub_joints = self.create_publisher(JointState, 'joint_states', 10) \
             if self.read_joints else None
+        self.pub_target = self.create_publisher(PointStamped, 'target', 10) \
+            if self.read_sites else None
+        self.pub_ee = self.create_publisher(PoseStamped, 'ee_pose', 10) \
+            if self.read_sites else None
         self.pub_obs = self.create_publisher(Float64MultiArray, 'task/observation', 10)
         self.pub_step = self.create_publisher(Float64MultiArray, 'task/step', common.RELIABLE)
         self.pub_clock = self.create_publisher(Clock, '/clock', 10)
@@ -117,7 +146,8 @@ class BridgeNode(Node):
         self.sequence = 0
         self.steps = 0
         self.paused = False
-        self.command = np.zeros(self.spec.act_dim)            # actuator units
+        self.zero_command = np.clip(np.zeros(self.spec.act_dim), self.low, self.high)
+        self.command = self.zero_command.copy()               # actuator units, every actuator
         self.last_command_wall = time.monotonic()
         self.last_publish_wall = time.monotonic()
         self.awaiting_command = True
@@ -142,6 +172,14 @@ class BridgeNode(Node):
     def _publish(self, step: conv.TaskStep) -> None:
         stamp = _stamp(self.sim_time)
         self.pub_clock.publish(Clock(clock=stamp))
+        if self.read_sites is not None:
+            ee, quat, target = self.read_sites()
+            msg = conv.pose_msg(ee, quat, self.cfg.frame_id)
+            msg.header.stamp = stamp
+            self.pub_ee.publish(msg)
+            msg = conv.point_msg(target, self.cfg.frame_id)
+            msg.header.stamp = stamp
+            self.pub_target.publish(msg)
         if self.pub_joints is not None:
             pos, vel = self.read_joints()
             msg = conv.joint_state_msg(self.spec.joint_names, pos, vel, self.command)
@@ -153,6 +191,8 @@ class BridgeNode(Node):
         self.last_publish_wall = time.monotonic()
 
     def _reset(self) -> None:
+        if self.steps or self.sequence:
+            self.sim_time += self.spec.control_dt     # a reset takes a control period
         obs = self.env.reset()
         self._publish(conv.TaskStep(self.sequence, 0.0, False, False, True, obs))
 
@@ -164,7 +204,7 @@ class BridgeNode(Node):
         self.steps += 1
         self._publish(conv.TaskStep(self.sequence, result.reward, result.terminal,
                                     result.truncated, False, result.observation))
-        if result.terminal or result.truncated:
+        if (result.terminal or result.truncated) and self.cfg.auto_reset:
             self.sequence += 1
             self._reset()
 
@@ -177,11 +217,13 @@ class BridgeNode(Node):
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         try:
-            command = conv.vector_from_msg(msg, self.spec.act_dim, 'command')
+            command = conv.vector_from_msg(msg, len(self.command_index), 'command')
         except ValueError as exc:
             self._warn(f'command rejected: {exc}')
             return
-        self.command = np.clip(command, self.low, self.high)
+        full = self.zero_command.copy()
+        full[self.command_index] = command
+        self.command = np.clip(full, self.low, self.high)
         self.last_command_wall = time.monotonic()
         if self.cfg.mode == 'lockstep' and not self.paused:
             self._step()
@@ -196,14 +238,15 @@ class BridgeNode(Node):
             return
         timeout = self.cfg.command_timeout_s
         if timeout > 0 and time.monotonic() - self.last_command_wall > timeout:
-            self.command = np.clip(np.zeros(self.spec.act_dim), self.low, self.high)
+            self.command = self.zero_command.copy()
         self._step()
 
     def _srv_reset(self, request: Trigger.Request, response: Trigger.Response
                    ) -> Trigger.Response:
         self.sequence += 1
         self._reset()
-        response.success, response.message = True, f'reset; sequence {self.sequence}'
+        response.success = True
+        response.message = f'reset; sequence {self.sequence}; stamp {self.sim_time:.9f}'
         return response
 
     def _srv_pause(self, request: SetBool.Request, response: SetBool.Response

@@ -17,6 +17,7 @@ from mpo_ros.core.config import NetworkConfig
 from mpo_ros.core.policy import FlatWeights
 from mpo_ros_interfaces.msg import PolicyWeights, Trajectory
 import numpy as np
+from geometry_msgs.msg import PointStamped, PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
@@ -32,14 +33,15 @@ def _finite(name: str, x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- joints and commands
-def joint_vector(msg: JointState, joint_names: Sequence[str], field: str = 'position'
-                 ) -> np.ndarray:
+def joint_vector(msg: JointState, joint_names: Sequence[str], field: str = 'position',
+                 known: Sequence[str] | None = None) -> np.ndarray:
     """
     Return ``msg.<field>`` reordered to ``joint_names``, matched by name (never by index).
 
-    The message may list joints in any order and may carry extra joints only if none of them
-    is unknown to ``joint_names``: an unknown or missing name, a duplicated name, a length
-    mismatch or a NaN / inf value raise ValueError.
+    The message may list joints in any order and may carry extra joints only if they are in
+    ``known`` (default: ``joint_names``; None-like empty means only those): an unknown or
+    missing name, a duplicated name, a length mismatch or a NaN / inf value in the wanted
+    joints raise ValueError.
     """
     names = list(msg.name)
     values = np.asarray(getattr(msg, field), dtype=np.float64)
@@ -47,7 +49,7 @@ def joint_vector(msg: JointState, joint_names: Sequence[str], field: str = 'posi
         raise ValueError(f'joint_states: {len(names)} names but {values.size} {field} values')
     if len(set(names)) != len(names):
         raise ValueError('joint_states: duplicated joint names')
-    unknown = sorted(set(names) - set(joint_names))
+    unknown = sorted(set(names) - set(joint_names) - set(known or ()))
     if unknown:
         raise ValueError(f'joint_states: unknown joints {unknown}')
     missing = [n for n in joint_names if n not in names]
@@ -86,6 +88,41 @@ def vector_from_msg(msg: Float64MultiArray, size: int, what: str = 'command') ->
     if values.shape != (size,):
         raise ValueError(f'{what} has {values.size} values, expected {size}')
     return _finite(what, values)
+
+
+# ---------------------------------------------------------------- geometry
+def point_msg(position: np.ndarray, frame_id: str) -> PointStamped:
+    """Build a PointStamped (the caller sets the stamp)."""
+    msg = PointStamped()
+    msg.header.frame_id = frame_id
+    msg.point.x, msg.point.y, msg.point.z = (float(v) for v in position)
+    return msg
+
+
+def pose_msg(position: np.ndarray, quat_wxyz: np.ndarray, frame_id: str) -> PoseStamped:
+    """Build a PoseStamped from a position and a (w, x, y, z) quaternion."""
+    msg = PoseStamped()
+    msg.header.frame_id = frame_id
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = (float(v) for v in position)
+    q.w, q.x, q.y, q.z = (float(v) for v in quat_wxyz)
+    return msg
+
+
+def point_from_msg(msg: PointStamped, what: str = 'target') -> np.ndarray:
+    """Return the point as a 3-vector; NaN / inf raise ValueError."""
+    return _finite(what, np.array([msg.point.x, msg.point.y, msg.point.z], dtype=np.float64))
+
+
+def position_from_pose(msg: PoseStamped, what: str = 'ee_pose') -> np.ndarray:
+    """Return the pose's position as a 3-vector; NaN / inf raise ValueError."""
+    p = msg.pose.position
+    return _finite(what, np.array([p.x, p.y, p.z], dtype=np.float64))
+
+
+def stamp_seconds(stamp) -> float:
+    """A builtin_interfaces/Time as float seconds."""
+    return stamp.sec + 1e-9 * stamp.nanosec
 
 
 # ---------------------------------------------------------------- task steps

@@ -48,6 +48,7 @@ from mpo_ros.core.config import NetworkConfig, ReplayConfig, TrainConfig
 from mpo_ros.core.learner import MPOLearner
 from mpo_ros.core.policy import flatten_state
 from mpo_ros.core.replay import SequenceReplay
+from mpo_ros.ros import arm
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
 from mpo_ros.ros.parameters import declare_config, ParameterError
@@ -84,6 +85,10 @@ class LearnerNodeConfig:
                                      (0.0, 1e6))
     torch_threads: int = _f(1, 'torch intra-op threads (the machine is shared)', (1, 256))
     device: str = _f('cpu', 'torch device (cpu, cuda)')
+    task_definition: str = _f('', "the actors' task definition (sets the observation size; "
+                              "'': the task's own)", choices=arm.TASK_DEFINITIONS)
+    joints: tuple[str, ...] = _f((), "the actors' controlled joints (with task_definition; "
+                                 'empty: every actuated joint)')
 
     def __post_init__(self) -> None:
         """Validate."""
@@ -193,7 +198,11 @@ class LearnerNode(Node):
             raise common.StartupError(f"invalid parameter 'task': {exc}") from exc
         self.spec = env.spec
         env.close()
-        obs_dim, act_dim = self.spec.obs_dim, self.spec.act_dim
+        try:
+            obs_dim, act_dim = arm.policy_dims(self.spec, c.task_definition, c.joints)
+        except ValueError as exc:
+            raise common.StartupError(f"invalid parameter 'joints': {exc}") from exc
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         self.learner = MPOLearner(obs_dim, act_dim, self.config.mpo, self.config.network,
                                   seed=c.seed, device=c.device)
         self.replay = SequenceReplay(obs_dim, act_dim, self.config.replay.capacity, seed=c.seed)
@@ -322,7 +331,7 @@ class LearnerNode(Node):
 
     def _on_trajectory(self, msg: Trajectory) -> None:
         try:
-            chunk = conv.trajectory_from_msg(msg, self.spec.obs_dim, self.spec.act_dim)
+            chunk = conv.trajectory_from_msg(msg, self.obs_dim, self.act_dim)
         except ValueError as exc:
             self.counters['chunks_rejected'] += 1
             self._warn('traj', f'trajectory from {msg.actor_id!r} rejected: {exc}')

@@ -1,0 +1,159 @@
+"""
+Configuration of the actor's sensor path, shared with the learner.
+
+Which joints the policy drives, what it observes, how episodes reset and what the safety
+layer allows.
+
+Plain Python and numpy (no rclpy), so the learner, the launchers and tests can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mpo_ros.core.config import _f, _validate_fields
+from mpo_ros.core.safety import SafetyLimits
+from mpo_ros.core.tasks import make_task_definition, ReachTask
+from mpo_ros.envs import EnvSpec
+import numpy as np
+
+TASK_DEFINITIONS = ('', 'reach')
+
+
+@dataclass
+class ReachConfig:
+    """Reward of the ``reach`` task definition (defaults: dm_control's Jaco reward)."""
+
+    radius: float = _f(0.05, 'success radius around the target (m)', (0.0, 10.0))
+    margin: float = _f(0.05, 'distance beyond the radius where the reward falls to 0.1 (m); '
+                       'larger shapes the reward', (0.0, 100.0))
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        _validate_fields(self)
+
+
+@dataclass
+class ResetConfig:
+    """How the actor starts a new episode when it decides the last one is over."""
+
+    mode: str = _f('service', 'service: call reset.service; home: drive the joints to '
+                   'reset.home with velocity commands (then call reset.service if set)',
+                   choices=('service', 'home'))
+    service: str = _f('bridge/reset', 'std_srvs/Trigger service to call (empty: none)')
+    home: tuple[float, ...] = _f((), 'home position per controlled joint (rad; empty: zeros)')
+    tolerance: float = _f(0.05, 'home reached when every joint is this close (rad)',
+                          (1e-6, 10.0))
+    gain: float = _f(1.0, 'home routine: velocity command per rad of error (1/s)',
+                     (1e-3, 100.0))
+    timeout_s: float = _f(30.0, 'give up a reset after this long and start anyway',
+                          (0.1, 1e6))
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        _validate_fields(self)
+
+
+@dataclass
+class SafetyConfig:
+    """Actor safety layer (see :mod:`mpo_ros.core.safety`)."""
+
+    max_velocity: tuple[float, ...] = _f((), 'speed limit per controlled joint (empty: the '
+                                         "task's actuator limits)", (1e-9, 1e9))
+    position_lower: tuple[float, ...] = _f((), 'lower position limit per controlled joint '
+                                           "(empty: the model's joint ranges)")
+    position_upper: tuple[float, ...] = _f((), 'upper position limit per controlled joint '
+                                           "(empty: the model's joint ranges)")
+    position_margin: float = _f(0.05, 'stop motion towards a position limit this close to it',
+                                (0.0, 10.0))
+    max_delta: float = _f(0.0, 'max command change per step (actuator units; 0: off)',
+                          (0.0, 1e9))
+    sensor_timeout_s: float = _f(1.0, 'stale-sensor watchdog: act after this long without '
+                                 'sensor data (0: off)', (0.0, 1e6))
+    timeout_action: str = _f('zero', 'on sensor timeout: zero (publish a zero command) or '
+                             'hold (publish nothing; the driver holds the last command)',
+                             choices=('zero', 'hold'))
+    e_stop_topic: str = _f('e_stop', 'std_msgs/Bool: true latches zero commands until false')
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        _validate_fields(self)
+
+
+def controlled_joints(spec: EnvSpec, joints: tuple[str, ...] | list[str]) -> list[str]:
+    """Return the joints the policy drives: ``joints`` checked against the task, or all."""
+    names = list(spec.joint_names)
+    wanted = list(joints) or names
+    if not wanted:
+        raise ValueError(f'{spec.task} has no named joints; set joints')
+    unknown = [n for n in wanted if n not in names]
+    if names and unknown:
+        raise ValueError(f'joints {unknown} are not actuated joints of {spec.task} ({names})')
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f'joints {wanted} has duplicates')
+    return wanted
+
+
+def task_definition(name: str, num_joints: int, reach: ReachConfig) -> ReachTask:
+    """Build the actor-side task definition ``name``."""
+    return make_task_definition(name, num_joints, radius=reach.radius, margin=reach.margin)
+
+
+def policy_dims(spec: EnvSpec, definition: str, joints: tuple[str, ...] | list[str]
+                ) -> tuple[int, int]:
+    """
+    Return (observation size, action size) of the policy.
+
+    Without a task definition they are the task's own; with one, the observation is the
+    definition's and the action has one value per controlled joint.
+    """
+    if not definition:
+        return spec.obs_dim, spec.act_dim
+    n = len(controlled_joints(spec, joints))
+    return make_task_definition(definition, n).obs_dim, n
+
+
+def actuator_bounds(spec: EnvSpec, joints: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Actuator (low, high) of the controlled joints, in their order."""
+    low, high = np.asarray(spec.action_low), np.asarray(spec.action_high)
+    if not spec.joint_names or not joints:
+        return low, high
+    index = [list(spec.joint_names).index(n) for n in joints]
+    return low[index], high[index]
+
+
+def safety_limits(cfg: SafetyConfig, spec: EnvSpec, joints: list[str]) -> SafetyLimits:
+    """Per-joint limits from the configuration, defaulting to the task's model."""
+    low, high = actuator_bounds(spec, joints)
+    n = len(low)
+
+    def per_joint(values: tuple[float, ...], default: np.ndarray, name: str) -> np.ndarray:
+        if not values:
+            return default
+        if len(values) != n:
+            raise ValueError(f'safety.{name} has {len(values)} values for {n} joints')
+        return np.asarray(values, dtype=np.float64)
+
+    speed = np.maximum(np.abs(low), np.abs(high))
+    ranges = dict(zip(spec.joint_names, spec.joint_ranges)) if spec.joint_ranges else {}
+    lower = np.array([ranges.get(j, (-np.inf, np.inf))[0] for j in joints] if joints else
+                     np.full(n, -np.inf), dtype=np.float64)
+    upper = np.array([ranges.get(j, (-np.inf, np.inf))[1] for j in joints] if joints else
+                     np.full(n, np.inf), dtype=np.float64)
+    return SafetyLimits(max_velocity=per_joint(cfg.max_velocity, speed, 'max_velocity'),
+                        position_lower=per_joint(cfg.position_lower, lower, 'position_lower'),
+                        position_upper=per_joint(cfg.position_upper, upper, 'position_upper'),
+                        position_margin=cfg.position_margin, max_delta=cfg.max_delta)
+
+
+def home_command(home: np.ndarray, position: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                 gain: float) -> tuple[np.ndarray, float]:
+    """
+    Velocity command towards ``home`` and the largest remaining error.
+
+    Unlimited (continuous) joints take the short way round.
+    """
+    error = home - position
+    wrap = ~(np.isfinite(lower) & np.isfinite(upper))
+    error = np.where(wrap, (error + np.pi) % (2 * np.pi) - np.pi, error)
+    return gain * error, float(np.max(np.abs(error))) if error.size else 0.0
