@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import json
 from pathlib import Path
 import queue
+import re
 import sys
 import threading
 import time
@@ -240,7 +241,7 @@ class LearnerNode(Node):
         self.done = False
         self.exit_code = 0
         self._stop = threading.Event()
-        self._last_warn: dict[str, float] = {}
+        self._last_warn: dict[str, tuple[float, int]] = {}
         self._publish_weights()
         self._last_budget: int | None = None
         self._publish_budget()
@@ -324,10 +325,22 @@ class LearnerNode(Node):
 
     # ------------------------------------------------------------ ROS callbacks (main thread)
     def _warn(self, key: str, text: str) -> None:
+        """
+        Log ``text``, at most every 5 s per kind of reason (numbers aside).
+
+        Distinct reasons are each logged at once; repeats say how many were not logged.
+        """
+        key = key + ':' + re.sub(r'\d+', '#', text)
+        if len(self._last_warn) > 1000:                    # bounded, whatever arrives
+            self._last_warn.clear()
         now = time.monotonic()
-        if now - self._last_warn.get(key, 0.0) > 5.0:
-            self.get_logger().warning(text)
-            self._last_warn[key] = now
+        last, suppressed = self._last_warn.get(key, (0.0, 0))
+        if now - last > 5.0:
+            more = f' ({suppressed} more like it not logged)' if suppressed else ''
+            self.get_logger().warning(text + more)
+            self._last_warn[key] = (now, 0)
+        else:
+            self._last_warn[key] = (last, suppressed + 1)
 
     def _on_trajectory(self, msg: Trajectory) -> None:
         try:

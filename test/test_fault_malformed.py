@@ -1,0 +1,247 @@
+"""
+Malformed input through real topics and services, against real node processes.
+
+A lone learner gets Trajectory messages with NaN / inf, wrong sizes, wrong dims, duplicated
+and out-of-order sequence numbers; a lone actor gets PolicyWeights with a bad checksum, a bad
+layout and the wrong architecture, and GetAction requests with bad observations. Each must be
+rejected with its reason in the node's log, change nothing (the learner's ``~/counters``:
+chunks stored and replay size; the actor's policy version through GetAction) and leave the
+node running. Parameters: invalid at start (exit status 2 naming the parameter) and at run
+time through the SetParameters service (rejected with the reason, node unchanged and alive).
+"""
+
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import fault_nodes as fn
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from mpo_ros.core.config import NetworkConfig  # noqa: E402
+from mpo_ros.core.policy import flatten_state, Policy  # noqa: E402
+from mpo_ros.ros import common  # noqa: E402
+from mpo_ros.ros import conversions as conv  # noqa: E402
+from mpo_ros_interfaces.msg import PolicyWeights, Trajectory  # noqa: E402
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+TASK = 'gym:Pendulum-v1'                   # obs 3, act 1
+START_TIMEOUT_S = 240.0
+NET = NetworkConfig(policy_hidden=(16, 16), critic_hidden=(16, 16))
+NET_ARGS = ['network.policy_hidden:=[16,16]', 'network.critic_hidden:=[16,16]']
+
+
+@pytest.fixture(scope='module')
+def nodes(tmp_path_factory):
+    """A lone learner and a lone actor (no bridge) in one namespace, and an observer."""
+    log_dir = str(tmp_path_factory.mktemp('fault_malformed'))
+    ns = '/m' + uuid.uuid4().hex[:8]
+    cmds = fn.node_commands(TASK, ns, [
+        f'learner.out_dir:={log_dir}/run', 'learner.replay.min_size:=100000',
+        'learner.stats_period_s:=0.3', 'learner.resume:=false',
+        *('learner.' + a for a in NET_ARGS), *('actor.' + a for a in NET_ARGS)])
+    procs = {n: fn.NodeProcess(n, cmds[n], log_dir) for n in ('learner', 'actor')}
+    obs = fn.Observer('fault_malformed_observer')
+    state = {'ns': ns, 'obs': obs, 'procs': procs,
+             'counters': obs.record(Float64MultiArray, ns + '/learner/counters'),
+             'traj_pub': obs.publisher(Trajectory, ns + '/trajectories', common.RELIABLE),
+             'weights_pub': obs.publisher(PolicyWeights, ns + '/learner/policy_weights',
+                                          common.LATCHED)}
+    try:
+        for p in procs.values():
+            p.start()
+        yield state
+    finally:
+        obs.close()
+        for p in procs.values():
+            p.stop()
+
+
+def last_counters(nodes, since):
+    """The learner's counters from a message received after ``since`` (waits for one)."""
+    ok = nodes['obs'].spin_until(lambda: [m for r, m in nodes['counters'] if r > since], 60.0)
+    assert ok, nodes['procs']['learner'].log()[-3000:]
+    return fn.counters(nodes['counters'][-1][1])
+
+
+def chunk(seq, t=4, start=False, seed=0, **changes):
+    """A valid Pendulum Trajectory message (with ``changes`` applied to its fields)."""
+    rng = np.random.default_rng(seed)
+    msg = conv.trajectory_msg(conv.TrajectoryChunk(
+        '/test_actor', 0, seq, 1, rng.normal(size=(t + 1, 3)), rng.uniform(-1, 1, (t, 1)),
+        rng.normal(size=t), np.ones(t), -np.ones(t), start, False, False))
+    for name, value in changes.items():
+        setattr(msg, name, value)
+    return msg
+
+
+def send_and_expect(nodes, msg, log_text):
+    """Publish ``msg``; wait for ``log_text`` in the learner's log; return counters after."""
+    learner = nodes['procs']['learner']
+    before_log = learner.log().count(log_text)
+    nodes['traj_pub'].publish(msg)
+    assert nodes['obs'].spin_until(lambda: learner.log().count(log_text) > before_log, 30.0), \
+        f'no {log_text!r} in the learner log:\n' + learner.log()[-3000:]
+    return last_counters(nodes, time.monotonic() + 0.05)
+
+
+def test_bad_trajectories_are_rejected_with_a_reason_and_not_stored(nodes):
+    obs, learner = nodes['obs'], nodes['procs']['learner']
+    assert obs.wait_subscribers(nodes['traj_pub'], 1, START_TIMEOUT_S), learner.log()
+    first = chunk(0, start=True)
+    nodes['traj_pub'].publish(first)
+    assert obs.spin_until(
+        lambda: [1 for _, m in nodes['counters'] if fn.counters(m)['chunks_stored'] == 1],
+        60.0), learner.log()[-3000:]
+    good = last_counters(nodes, time.monotonic())
+    assert good['replay_size'] == 4 and good['chunks_rejected'] == 0
+
+    nan_obs = np.asarray(first.observations).copy()
+    nan_obs[2] = math.nan
+    inf_rewards = np.asarray(first.rewards).copy()
+    inf_rewards[0] = math.inf
+    cases = [
+        (chunk(1, observations=nan_obs), 'trajectory observations contains NaN or inf'),
+        (chunk(1, rewards=inf_rewards), 'trajectory rewards contains NaN or inf'),
+        (chunk(1, actions=np.zeros(3, np.float32)), 'trajectory actions has 3 values'),
+        (chunk(1, obs_dim=5), 'trajectory dims obs 5 act 1, expected obs 3 act 1'),
+        (chunk(1, num_steps=0), 'num_steps < 1'),
+        (chunk(1, discounts=np.full(4, 0.5, np.float32)), 'discounts must be 0 or 1'),
+        (first, 'sequence number 0 duplicated or out of order'),           # duplicate
+    ]
+    rejected = 0
+    for msg, text in cases:
+        after = send_and_expect(nodes, msg, text)
+        rejected += 1
+        assert after['chunks_stored'] == 1 and after['replay_size'] == 4, (text, after)
+        assert after['chunks_rejected'] == rejected, (text, after)
+
+    # Out of order: 2 arrives (1 is lost: stored, new stream), then the late 1 is refused.
+    after = send_and_expect(nodes, chunk(2, seed=2), '1 chunk(s) lost')
+    assert after['chunks_stored'] == 2 and after['chunks_lost'] == 1
+    assert after['replay_size'] == 8
+    time.sleep(5.2)          # the same kind of reason (the duplicate) is logged once per 5 s
+    after = send_and_expect(nodes, chunk(1, seed=1),
+                            'sequence number 1 duplicated or out of order (expected 3)')
+    assert after['chunks_stored'] == 2 and after['replay_size'] == 8
+    assert after['chunks_rejected'] == rejected + 1
+    assert learner.alive() and 'Traceback' not in learner.log()
+
+
+def weights(version, **changes):
+    """PolicyWeights for the actor's task with ``changes`` applied."""
+    flat = flatten_state(Policy(3, 1, NET, seed=version).net.state_dict())
+    msg = conv.weights_msg(flat, version, version * 10, conv.network_json(3, 1, NET))
+    for name, value in changes.items():
+        setattr(msg, name, value)
+    return msg
+
+
+def actor_version(nodes):
+    """The actor's policy version through GetAction (fails the test if it does not answer)."""
+    r = fn.get_action(nodes['obs'], nodes['ns'], [0.1, 0.2, 0.3])
+    assert r is not None, nodes['procs']['actor'].log()[-3000:]
+    return r.policy_version if r.success else None
+
+
+def test_bad_policy_weights_are_rejected_and_the_actor_keeps_its_policy(nodes):
+    obs, actor = nodes['obs'], nodes['procs']['actor']
+    pub = nodes['weights_pub']
+    assert obs.wait_subscribers(pub, 1, START_TIMEOUT_S), actor.log()
+    pub.publish(weights(1))
+    assert obs.spin_until(lambda: actor_version(nodes) == 1, 60.0), actor.log()[-3000:]
+
+    good = weights(2)
+    bad_checksum = weights(2, checksum=(good.checksum + 1) % 2 ** 32)
+    shifted = weights(3)
+    shifted.offsets = [0] + [o + 1 for o in list(shifted.offsets)[1:]]
+    other_task = weights(4, config_json=conv.network_json(5, 1, NET))
+    renamed = weights(5, names=['x' + n for n in good.names])
+    cases = [(bad_checksum, 'checksum mismatch'), (shifted, 'offset'),
+             (other_task, 'weights are for obs 5 act 1'), (renamed, 'layout names differ'),
+             (weights(1), 'version 1 is not newer than 1')]
+    for i, (msg, text) in enumerate(cases):
+        if i:
+            time.sleep(5.2)        # the actor logs one 'weights rejected' warning per 5 s
+        count = actor.log().count('policy weights rejected')
+        pub.publish(msg)
+        assert obs.spin_until(lambda: actor.log().count('policy weights rejected') > count,
+                              30.0), f'{text}: nothing logged\n' + actor.log()[-3000:]
+        assert text in actor.log().split('policy weights rejected')[-1], actor.log()[-2000:]
+        assert actor_version(nodes) == 1, text
+    pub.publish(weights(6))                                  # and a good one still works
+    assert obs.spin_until(lambda: actor_version(nodes) == 6, 60.0), actor.log()[-3000:]
+    assert actor.alive() and 'Traceback' not in actor.log()
+
+
+def test_get_action_with_bad_observations_answers_false_and_keeps_serving(nodes):
+    """Extends test_ros_pipeline (wrong size, NaN) with inf, too long, empty-before-sensors."""
+    obs, ns, actor = nodes['obs'], nodes['ns'], nodes['procs']['actor']
+    assert obs.spin_until(lambda: actor_version(nodes) is not None, 60.0), actor.log()
+    for bad, text in (([0.1, math.inf, 0.3], 'NaN or inf'), ([-math.inf] * 3, 'NaN or inf'),
+                      ([0.1] * 7, 'shape'), ([], 'no sensor data yet')):
+        r = fn.get_action(obs, ns, bad)
+        assert r is not None and not r.success, (bad, r)
+        assert text in r.message and list(r.action) == [], (bad, r.message)
+    assert fn.get_action(obs, ns, [0.1, 0.2, 0.3]).success
+    assert actor.alive()
+
+
+def _value(kind, value):
+    v = ParameterValue(type=kind)
+    field = {ParameterType.PARAMETER_INTEGER: 'integer_value',
+             ParameterType.PARAMETER_DOUBLE: 'double_value',
+             ParameterType.PARAMETER_STRING: 'string_value'}[kind]
+    setattr(v, field, value)
+    return v
+
+
+@pytest.mark.parametrize('node, name, kind, value, reason', [
+    ('learner', 'replay.batch_size', ParameterType.PARAMETER_INTEGER, 0, 'batch_size'),
+    ('learner', 'mpo.epsilon', ParameterType.PARAMETER_DOUBLE, -1.0, 'epsilon'),
+    ('learner', 'checkpoint_keep', ParameterType.PARAMETER_INTEGER, 0, 'checkpoint_keep'),
+    ('actor', 'chunk_length', ParameterType.PARAMETER_INTEGER, 0, 'chunk_length'),
+    ('actor', 'network.covariance', ParameterType.PARAMETER_STRING, 'spherical', 'covariance'),
+])
+def test_runtime_parameter_change_is_rejected_and_the_node_keeps_running(
+        nodes, node, name, kind, value, reason):
+    obs, ns = nodes['obs'], nodes['ns']
+    get = GetParameters.Request(names=[name])
+    before = obs.call(GetParameters, f'{ns}/{node}/get_parameters', get, START_TIMEOUT_S)
+    assert before is not None, nodes['procs'][node].log()[-3000:]
+    request = SetParameters.Request(parameters=[Parameter(name=name,
+                                                          value=_value(kind, value))])
+    result = obs.call(SetParameters, f'{ns}/{node}/set_parameters', request, 30.0)
+    assert result is not None and len(result.results) == 1
+    assert not result.results[0].successful
+    assert reason in result.results[0].reason, result.results[0].reason
+    after = obs.call(GetParameters, f'{ns}/{node}/get_parameters', get, 30.0)
+    assert after.values == before.values
+    assert nodes['procs'][node].alive()
+
+
+@pytest.mark.parametrize('executable, args, name', [
+    ('learner', ['-p', 'checkpoint_keep:=0'], 'checkpoint_keep'),
+    ('learner', ['-p', 'task:=gym:NoSuchTask-v0'], 'task'),
+    ('learner', ['-p', 'replay.batch_size:=0'], 'replay.batch_size'),
+    ('bridge', ['-p', 'realtime_factor:=0.0'], 'realtime_factor'),
+    ('actor', ['-p', 'timing_period_s:=-1.0'], 'timing_period_s'),
+])
+def test_invalid_parameter_at_start_exits_2_naming_it(executable, args, name, tmp_path):
+    """Extends test_ros_parameters (bridge mode, actor chunk_length) to more of each node."""
+    exe = os.path.join(os.path.dirname(sys.executable), executable)
+    proc = subprocess.run([exe, '--ros-args', '-r', '__ns:=/s' + uuid.uuid4().hex[:8],
+                           '-p', f'out_dir:={tmp_path}', *args] if executable == 'learner'
+                          else [exe, '--ros-args', *args], capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert f"invalid parameter '{name}'" in proc.stderr, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr
