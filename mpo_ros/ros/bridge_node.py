@@ -79,8 +79,9 @@ class BridgeConfig:
 
 
 def _stamp(seconds: float) -> Time:
-    sec = int(seconds)
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    """Sim time as a stamp; rounding to whole nanoseconds first, so 2.9999999999 gives 3 s."""
+    sec, nanosec = divmod(int(round(seconds * 1e9)), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def joint_reader(env: envs.Env):
