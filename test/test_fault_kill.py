@@ -39,9 +39,11 @@ START_TIMEOUT_S = 240.0
 def _actor_has_watchdog():
     """Whether the actor declares the stale-sensor watchdog parameters."""
     import dataclasses
-    from mpo_ros.ros import actor_node
-    cfgs = [c for c in vars(actor_node).values() if dataclasses.is_dataclass(c)]
-    return any(f.name == 'sensor_timeout_s' for c in cfgs for f in dataclasses.fields(c))
+    try:
+        from mpo_ros.ros import arm
+        return 'sensor_timeout_s' in {f.name for f in dataclasses.fields(arm.SafetyConfig)}
+    except (ImportError, AttributeError):
+        return False
 
 
 HAS_WATCHDOG = _actor_has_watchdog()
@@ -200,6 +202,7 @@ def test_bridge_killed_actor_survives_and_its_watchdog_zeroes(pipe):
     after = [list(m.data) for r, m in pipe['commands'] if r > killed_at + 0.2]
     assert after and all(math.isfinite(x) for c in after for x in c)
     assert after[-1] == [0.0], after[-5:]              # the watchdog's zero command
+    assert 'no sensor data for 0.5 s: zero command' in nodes['actor'].log()
     assert 'Traceback' not in nodes['actor'].log()
     nodes['bridge'].start()
     t1 = time.monotonic()
