@@ -200,6 +200,9 @@ class ActorNode(Node):
         self.last_success = False
         self.reset_state = ''              # home | service | wait_frame
         self.reset_started = 0.0
+        if self.sensors and self.reset_cfg.mode == 'home':
+            # A robot starts wherever it was left: go home before the first episode.
+            self.phase, self.reset_state = 'reset', 'home'     # timed from the first frame
         self.reset_stamp = np.inf
         self.reset_future = None
         self.latest_frame: SensorFrame | None = None
@@ -535,6 +538,8 @@ class ActorNode(Node):
 
     def _reset_tick(self, frame: SensorFrame) -> None:
         """One frame of the reset routine."""
+        if not self.reset_started:
+            self.reset_started = time.monotonic()
         if time.monotonic() - self.reset_started > self.reset_cfg.timeout_s:
             self._warn('reset', f'reset ({self.reset_state}) not done after '
                        f'{self.reset_cfg.timeout_s} s; starting the episode anyway')
