@@ -51,21 +51,31 @@ def test_reach_observation_layout_and_reward():
 
 
 def test_reach_reward_equals_dm_control_jaco_reward():
-    """Computed from the published TCP and target positions, it is the simulator's reward."""
+    """The published TCP and target are dm_control's own, and so is the reward from them."""
     from mpo_ros import envs
     from mpo_ros.envs.dmc_env import arm_sites
     env = envs.make('manip:reach_site_features', seed=3)
+    composer_env = env.env
     sites = arm_sites(env)
     task = ReachTask(6)
     rng = np.random.default_rng(0)
-    env.reset()
-    rewards, mine = [], []
-    for _ in range(60):
-        step = env.step(rng.uniform(-1, 1, env.spec.act_dim))
-        ee, _, target = sites()
-        rewards.append(step.reward)
-        mine.append(task.reward(frame(np.zeros(6), np.zeros(6), ee, target)))
+    rewards, mine, targets = [], [], []
+    spec = composer_env.action_spec()
+    for episode in range(3):                  # composer may rebuild its physics at reset
+        ts = composer_env.reset()
+        for _ in range(40):
+            ee, _, target = sites()
+            # dm_control's observables (a separate code path) report the same positions
+            np.testing.assert_allclose(ee, ts.observation['jaco_arm/jaco_hand/pinch_site_pos'][0],
+                                       atol=1e-9)
+            np.testing.assert_allclose(target, ts.observation['target_position'][0], atol=1e-9)
+            if ts.reward is not None:
+                rewards.append(ts.reward)
+                mine.append(task.reward(frame(np.zeros(6), np.zeros(6), ee, target)))
+            ts = composer_env.step(rng.uniform(spec.minimum, spec.maximum))
+        targets.append(target)
     env.close()
+    assert np.ptp(np.stack(targets), axis=0).max() > 0.01     # new targets each episode
     np.testing.assert_allclose(mine, rewards, atol=1e-9)
 
 

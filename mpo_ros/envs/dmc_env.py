@@ -116,9 +116,9 @@ def arm_sites(env) -> Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | 
     if not targets:
         return None
     tcp_id, target_id = names.index(tcp.full_identifier), targets[0]
-    data = physics.data
 
     def read() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        data = inner.physics.data           # composer may build a new Physics at reset
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, np.asarray(data.site_xmat[tcp_id], dtype=np.float64))
         return (np.array(data.site_xpos[tcp_id]), quat, np.array(data.site_xpos[target_id]))

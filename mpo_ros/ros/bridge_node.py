@@ -85,21 +85,32 @@ def _stamp(seconds: float) -> Time:
 
 
 def joint_reader(env: envs.Env):
-    """Return a callable giving (qpos, qvel) of the actuated joints, or None without MuJoCo."""
-    model = data = None
+    """
+    Return a callable giving (qpos, qvel) of the actuated joints, or None without MuJoCo.
+
+    The MuJoCo data is looked up on every call: dm_control's composer environments may build
+    a new Physics at reset, and a reader holding the old one would report a frozen arm.
+    """
     inner = getattr(env, 'env', None)
-    physics = getattr(inner, 'physics', None)
-    if physics is not None:                          # dm_control
-        model, data = physics.model, physics.data
-    else:                                            # gymnasium MuJoCo
-        unwrapped = getattr(inner, 'unwrapped', None)
-        model, data = getattr(unwrapped, 'model', None), getattr(unwrapped, 'data', None)
+
+    def model_data():
+        physics = getattr(inner, 'physics', None)
+        if physics is not None:                      # dm_control
+            return physics.model, physics.data
+        unwrapped = getattr(inner, 'unwrapped', None)   # gymnasium MuJoCo
+        return getattr(unwrapped, 'model', None), getattr(unwrapped, 'data', None)
+
+    model, data = model_data()
     if model is None or data is None or not env.spec.joint_names:
         return None
     joints = np.asarray(model.actuator_trnid)[:, 0]
     qadr = np.asarray(model.jnt_qposadr)[joints]
     vadr = np.asarray(model.jnt_dofadr)[joints]
-    return lambda: (np.array(data.qpos)[qadr], np.array(data.qvel)[vadr])
+
+    def read() -> tuple[np.ndarray, np.ndarray]:
+        data = model_data()[1]
+        return np.array(data.qpos)[qadr], np.array(data.qvel)[vadr]
+    return read
 
 
 class BridgeNode(Node):
