@@ -90,8 +90,8 @@ class ActorConfig:
     sync_tolerance_s: float = _f(0.02, 'max stamp difference of joint state and ee pose in '
                                  'one frame', (0.0, 10.0))
     episode_steps: int = _f(0, "frames per episode (0: the task's time limit)", (0, 10 ** 9))
-    latency_log: str = _f('', 'write every receipt-to-command latency (s) to this .npy file '
-                          'on shutdown (benchmarks)')
+    latency_log: str = _f('', 'on shutdown write [unix time, receipt-to-command latency s] '
+                          'of every command to this .npy file (benchmarks)')
 
     def __post_init__(self) -> None:
         """Validate."""
@@ -220,7 +220,7 @@ class ActorNode(Node):
         self.next_eval = self.cfg.eval_every
         # timing
         self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
-        self.all_latencies: list[float] = []
+        self.all_latencies: list[tuple[float, float]] = []     # (unix time, latency s)
         self.window_steps, self.window_start = 0, time.monotonic()
         self._last_warn: dict[str, float] = {}
         source = (f'{self.cfg.task_definition} from {self.cfg.joint_states_topic}, '
@@ -289,7 +289,7 @@ class ActorNode(Node):
             latency = time.perf_counter() - received
             self.latencies.append(latency)
             if self.cfg.latency_log:
-                self.all_latencies.append(latency)
+                self.all_latencies.append((time.time(), latency))
         self.pending = (step.observation, a.raw, a.log_prob)
         self.deferred = None
 
@@ -715,7 +715,7 @@ class ActorNode(Node):
             print(f'actor: could not send the zero command on shutdown: {exc!r}',
                   file=sys.stderr, flush=True)
         if self.cfg.latency_log:
-            np.save(self.cfg.latency_log, np.asarray(self.all_latencies))
+            np.save(self.cfg.latency_log, np.asarray(self.all_latencies).reshape(-1, 2))
 
 
 def main(args: list[str] | None = None) -> int:
