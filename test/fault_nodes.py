@@ -140,9 +140,11 @@ class Observer:
         finally:
             self.node.destroy_client(client)
 
-    def wait_subscribers(self, pub, count=1, timeout=60.0):
-        """Wait until ``pub`` has ``count`` matched subscriptions."""
-        return self.spin_until(lambda: pub.get_subscription_count() >= count, timeout)
+    def wait_subscribers(self, pub, count=1, timeout=60.0, process=None):
+        """Wait until ``pub`` has ``count`` matched subscriptions (or ``process`` died)."""
+        self.spin_until(lambda: pub.get_subscription_count() >= count or (
+            process is not None and not process.alive()), timeout)
+        return pub.get_subscription_count() >= count
 
     def close(self):
         """Destroy the node and shut the context down."""

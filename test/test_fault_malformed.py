@@ -8,6 +8,9 @@ rejected with its reason in the node's log, change nothing (the learner's ``~/co
 chunks stored and replay size; the actor's policy version through GetAction) and leave the
 node running. Parameters: invalid at start (exit status 2 naming the parameter) and at run
 time through the SetParameters service (rejected with the reason, node unchanged and alive).
+A lone sensor-path actor (task definition ``reach``, the test playing the arm driver) gets
+JointState messages with NaN / inf, wrong sizes, unknown, missing and duplicated joints: each
+is rejected with its reason and commands nothing, and a valid frame afterwards is acted on.
 """
 
 import math
@@ -29,6 +32,8 @@ from mpo_ros.ros import conversions as conv  # noqa: E402
 from mpo_ros_interfaces.msg import PolicyWeights, Trajectory  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
+from geometry_msgs.msg import PointStamped, PoseStamped  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -95,7 +100,7 @@ def send_and_expect(nodes, msg, log_text):
 
 def test_bad_trajectories_are_rejected_with_a_reason_and_not_stored(nodes):
     obs, learner = nodes['obs'], nodes['procs']['learner']
-    assert obs.wait_subscribers(nodes['traj_pub'], 1, START_TIMEOUT_S), learner.log()
+    assert obs.wait_subscribers(nodes['traj_pub'], 1, START_TIMEOUT_S, learner), learner.log()
     first = chunk(0, start=True)
     nodes['traj_pub'].publish(first)
     assert obs.spin_until(
@@ -155,7 +160,7 @@ def actor_version(nodes):
 def test_bad_policy_weights_are_rejected_and_the_actor_keeps_its_policy(nodes):
     obs, actor = nodes['obs'], nodes['procs']['actor']
     pub = nodes['weights_pub']
-    assert obs.wait_subscribers(pub, 1, START_TIMEOUT_S), actor.log()
+    assert obs.wait_subscribers(pub, 1, START_TIMEOUT_S, actor), actor.log()
     pub.publish(weights(1))
     assert obs.spin_until(lambda: actor_version(nodes) == 1, 60.0), actor.log()[-3000:]
 
@@ -245,3 +250,89 @@ def test_invalid_parameter_at_start_exits_2_naming_it(executable, args, name, tm
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert f"invalid parameter '{name}'" in proc.stderr, proc.stderr[-3000:]
     assert 'Traceback' not in proc.stderr
+
+
+ARM_TASK = 'manip:reach_site_features'
+ARM_JOINTS = [f'jaco_arm/joint_{i}' for i in range(1, 7)] + [
+    f'jaco_arm/jaco_hand/finger_{i}' for i in range(1, 4)]
+
+
+@pytest.fixture(scope='module')
+def arm_actor(tmp_path_factory):
+    """A lone sensor-path actor (task definition reach); the test plays the arm driver."""
+    log_dir = str(tmp_path_factory.mktemp('fault_joint_states'))
+    ns = '/j' + uuid.uuid4().hex[:8]
+    cmd = fn.node_commands(ARM_TASK, ns, [
+        'actor.task_definition:=reach', 'actor.wait_for_weights:=false',
+        'actor.throttle:=false', 'actor.eval_every:=0', 'actor.safety.sensor_timeout_s:=0.0',
+        *('actor.' + a for a in NET_ARGS)])['actor']
+    actor = fn.NodeProcess('actor', cmd, log_dir)
+    obs = fn.Observer('fault_joint_states_observer')
+    state = {'ns': ns, 'obs': obs, 'actor': actor,
+             'commands': obs.record(Float64MultiArray,
+                                    ns + '/joint_velocity_controller/commands'),
+             'joints': obs.publisher(JointState, ns + '/joint_states', common.RELIABLE),
+             'ee': obs.publisher(PoseStamped, ns + '/ee_pose', common.RELIABLE),
+             'target': obs.publisher(PointStamped, ns + '/target', common.RELIABLE)}
+    try:
+        actor.start()
+        yield state
+    finally:
+        obs.close()
+        actor.stop()
+
+
+def _sensors(arm, sec, names=None, position=None, velocity=None):
+    """Publish target, ee_pose and joint_states stamped ``sec`` (one sensor frame)."""
+    names = ARM_JOINTS if names is None else names
+    js = conv.joint_state_msg(names, np.zeros(len(names)) if position is None else position,
+                              np.zeros(len(names)) if velocity is None else velocity)
+    ee = conv.pose_msg(np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.0, 0.0, 0.0]), 'world')
+    target = conv.point_msg(np.array([0.2, 0.2, 0.2]), 'world')
+    for msg in (js, ee, target):
+        msg.header.stamp.sec = sec
+    arm['target'].publish(target)
+    arm['ee'].publish(ee)
+    arm['joints'].publish(js)
+
+
+def test_bad_joint_states_are_rejected_and_nothing_is_commanded(arm_actor):
+    obs, actor, arm = arm_actor['obs'], arm_actor['actor'], arm_actor
+    for pub in ('joints', 'ee', 'target'):
+        assert obs.wait_subscribers(arm[pub], 1, START_TIMEOUT_S, actor), actor.log()[-3000:]
+    t = time.monotonic()
+    sec = 100
+    assert obs.spin_until(lambda: [m for r, m in arm['commands'] if r > t] or
+                          _sensors(arm, sec), 60.0), 'no command for a valid frame\n' + \
+        actor.log()[-3000:]
+    nan_position = np.zeros(9)
+    nan_position[3] = math.nan
+    inf_velocity = np.zeros(9)
+    inf_velocity[0] = -math.inf
+    cases = [
+        ({'position': nan_position}, 'joint_states.position contains NaN or inf'),
+        ({'velocity': inf_velocity}, 'joint_states.velocity contains NaN or inf'),
+        ({'position': np.zeros(8)}, '9 names but 8 position values'),
+        ({'names': ARM_JOINTS + ['mystery_joint']}, "unknown joints ['mystery_joint']"),
+        ({'names': ARM_JOINTS[:-1]}, "missing joints ['jaco_arm/jaco_hand/finger_3']"),
+        ({'names': ARM_JOINTS[:8] + ARM_JOINTS[:1]}, 'duplicated joint names'),
+    ]
+    for i, (change, text) in enumerate(cases):
+        if i:
+            time.sleep(5.2)           # the actor logs one 'joint state rejected' per 5 s
+        obs.spin_for(0.3)
+        count = actor.log().count('joint state rejected')
+        t, sec = time.monotonic(), sec + 1
+        if 'names' in change:
+            n = len(change['names'])
+            change = dict(change, position=np.zeros(n), velocity=np.zeros(n))
+        _sensors(arm, sec, **change)
+        assert obs.spin_until(lambda: actor.log().count('joint state rejected') > count,
+                              30.0), f'{text}: nothing logged\n' + actor.log()[-3000:]
+        assert text in actor.log().split('joint state rejected')[-1], actor.log()[-2000:]
+        obs.spin_for(0.5)
+        assert not [m for r, m in arm['commands'] if r > t], f'{text}: a command was sent'
+    t, sec = time.monotonic(), sec + 1
+    _sensors(arm, sec)                                   # a valid frame is still acted on
+    assert obs.spin_until(lambda: [m for r, m in arm['commands'] if r > t], 30.0)
+    assert actor.alive() and 'Traceback' not in actor.log()
