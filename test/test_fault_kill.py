@@ -50,7 +50,7 @@ HAS_WATCHDOG = _actor_has_watchdog()
 
 
 def overrides(out_dir):
-    """Node parameters of the fault pipeline (small networks, frequent checkpoints)."""
+    """Return the fault pipeline's parameters (small networks, frequent checkpoints)."""
     return [
         'bridge.mode:=realtime', 'bridge.realtime_factor:=2.0',
         f'bridge.command_timeout_s:={COMMAND_TIMEOUT_S}',
@@ -67,7 +67,7 @@ def overrides(out_dir):
 
 @pytest.fixture(scope='module')
 def pipe(tmp_path_factory):
-    """Bridge, actor and learner as separate processes, plus an observer in the test."""
+    """Start bridge, actor and learner as separate processes, plus an observer."""
     log_dir = str(tmp_path_factory.mktemp('fault_kill'))
     ns = '/k' + uuid.uuid4().hex[:8]
     out_dir = os.path.join(log_dir, 'run')
@@ -92,12 +92,12 @@ def pipe(tmp_path_factory):
 
 
 def logs(pipe):
-    """All node output, for failure messages."""
+    """Return all node output, for failure messages."""
     return '\n'.join(n.all_logs() for n in pipe['nodes'].values())
 
 
 def stats_since(pipe, t):
-    """LearnerStats received after monotonic time ``t``."""
+    """Return the LearnerStats received after monotonic time ``t``."""
     return [m for r, m in pipe['stats'] if r > t]
 
 

@@ -46,7 +46,7 @@ NET_ARGS = ['network.policy_hidden:=[16,16]', 'network.critic_hidden:=[16,16]']
 
 @pytest.fixture(scope='module')
 def nodes(tmp_path_factory):
-    """A lone learner and a lone actor (no bridge) in one namespace, and an observer."""
+    """Start a lone learner and a lone actor (no bridge) in one namespace, and an observer."""
     log_dir = str(tmp_path_factory.mktemp('fault_malformed'))
     ns = '/m' + uuid.uuid4().hex[:8]
     cmds = fn.node_commands(TASK, ns, [
@@ -71,14 +71,14 @@ def nodes(tmp_path_factory):
 
 
 def last_counters(nodes, since):
-    """The learner's counters from a message received after ``since`` (waits for one)."""
+    """Return the learner's counters from a message received after ``since`` (wait for one)."""
     ok = nodes['obs'].spin_until(lambda: [m for r, m in nodes['counters'] if r > since], 60.0)
     assert ok, nodes['procs']['learner'].log()[-3000:]
     return fn.counters(nodes['counters'][-1][1])
 
 
 def chunk(seq, t=4, start=False, seed=0, **changes):
-    """A valid Pendulum Trajectory message (with ``changes`` applied to its fields)."""
+    """Return a valid Pendulum Trajectory message (with ``changes`` applied to its fields)."""
     rng = np.random.default_rng(seed)
     msg = conv.trajectory_msg(conv.TrajectoryChunk(
         '/test_actor', 0, seq, 1, rng.normal(size=(t + 1, 3)), rng.uniform(-1, 1, (t, 1)),
@@ -142,7 +142,7 @@ def test_bad_trajectories_are_rejected_with_a_reason_and_not_stored(nodes):
 
 
 def weights(version, **changes):
-    """PolicyWeights for the actor's task with ``changes`` applied."""
+    """Return policy weights for the actor's task with ``changes`` applied."""
     flat = flatten_state(Policy(3, 1, NET, seed=version).net.state_dict())
     msg = conv.weights_msg(flat, version, version * 10, conv.network_json(3, 1, NET))
     for name, value in changes.items():
@@ -151,7 +151,7 @@ def weights(version, **changes):
 
 
 def actor_version(nodes):
-    """The actor's policy version through GetAction (fails the test if it does not answer)."""
+    """Return the actor's policy version through GetAction (fail if it does not answer)."""
     r = fn.get_action(nodes['obs'], nodes['ns'], [0.1, 0.2, 0.3])
     assert r is not None, nodes['procs']['actor'].log()[-3000:]
     return r.policy_version if r.success else None
@@ -259,7 +259,7 @@ ARM_JOINTS = [f'jaco_arm/joint_{i}' for i in range(1, 7)] + [
 
 @pytest.fixture(scope='module')
 def arm_actor(tmp_path_factory):
-    """A lone sensor-path actor (task definition reach); the test plays the arm driver."""
+    """Start a lone sensor-path actor (task definition reach); the test plays the driver."""
     log_dir = str(tmp_path_factory.mktemp('fault_joint_states'))
     ns = '/j' + uuid.uuid4().hex[:8]
     cmd = fn.node_commands(ARM_TASK, ns, [

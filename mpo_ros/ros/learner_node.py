@@ -301,7 +301,7 @@ class LearnerNode(Node):
                  f'steps, {len(self.replay)} stored, policy version {self.version}')
 
     def _set_aside_old_checkpoints(self) -> None:
-        """Starting fresh: move earlier checkpoints into a subfolder (never delete them)."""
+        """Move earlier checkpoints into a subfolder when starting fresh (never delete them)."""
         old = checkpoint.list_checkpoints(self.ckpt_dir)
         if old:
             aside = self.ckpt_dir / time.strftime('replaced_%Y%m%d-%H%M%S')
