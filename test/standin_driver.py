@@ -1,4 +1,4 @@
-"""
+r"""
 Stand-in for a ros2_control robot driver, for the arm tests (test_ros_arm.py).
 
 Speaks only what a real arm's driver stack speaks: ``/joint_states`` (JointState, in its own

@@ -90,7 +90,7 @@ class ReachTask:
                                target - ee]).astype(np.float32)
 
     def distance(self, frame: SensorFrame) -> float:
-        """End-effector to target distance (m)."""
+        """Return how far the end effector is from the target, in metres."""
         return float(np.linalg.norm(np.asarray(frame.target_position, dtype=np.float64)
                                     - np.asarray(frame.ee_position, dtype=np.float64)))
 

@@ -121,7 +121,7 @@ def position_from_pose(msg: PoseStamped, what: str = 'ee_pose') -> np.ndarray:
 
 
 def stamp_seconds(stamp) -> float:
-    """A builtin_interfaces/Time as float seconds."""
+    """Return a builtin_interfaces/Time as float seconds."""
     return stamp.sec + 1e-9 * stamp.nanosec
 
 

@@ -70,6 +70,10 @@ class LearnerNodeConfig:
     updates_per_step: float = _f(1.0, 'learner updates per received environment step',
                                  (0.0, 100.0))
     publish_every: int = _f(10, 'updates between PolicyWeights messages (K)', (1, 10 ** 9))
+    max_update_debt: float = _f(1000.0, 'updates owed beyond this are skipped, so a learner '
+                                'slower than unthrottled actors (a robot) trains on fresh data '
+                                'instead of an ever-growing backlog (0: never skip)',
+                                (0.0, 1e12))
     max_update_lag: float = _f(50.0, 'updates the learner may fall behind before actors '
                                'wait (0: never wait)', (0.0, 1e9))
     stats_period_s: float = _f(2.0, 'seconds between LearnerStats messages', (0.05, 3600.0))
@@ -472,6 +476,7 @@ class LearnerNode(Node):
     def _train(self) -> None:
         c = self.cfg
         due = 0.0
+        self.updates_skipped = 0.0
         stats_window: list[dict] = []
         eval_window: list[dict] = []
         stats_t = eval_t = time.perf_counter()
@@ -483,6 +488,12 @@ class LearnerNode(Node):
                     kind, a, b = item
                     if kind == 'chunk':
                         due += self._store(a, b)
+                        if c.max_update_debt and due > c.max_update_debt:
+                            self.updates_skipped += due - c.max_update_debt
+                            due = float(c.max_update_debt)
+                            self._warn('debt', 'the learner cannot keep up with unthrottled '
+                                       f'actors: {self.updates_skipped:.0f} updates skipped '
+                                       'so far (replay ratio below updates_per_step)')
                     else:
                         now = time.perf_counter()
                         self._record(a, b, eval_window, now - eval_t)
