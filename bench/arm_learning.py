@@ -2,15 +2,18 @@
 Jaco reach learned through ROS: return and success rate against env steps.
 
     .venv/bin/python bench/arm_learning.py [--steps 60000] [--out runs/ros_arm_jaco]
-    .venv/bin/python bench/arm_learning.py --from-log runs/ros_arm_jaco.log --steps 60000
+    .venv/bin/python bench/arm_learning.py --steps 150000 \
+        --from-log runs/ros_arm_jaco.log runs/ros_arm_jaco_part2.log@60003
 
 Runs ``mpo-ros-launch sim_train task:=manip:reach_site_features config:=config/sim_arm.yaml``
 (bridge serving the Jaco as a ros2_control robot in lockstep, actor computing observation,
 reward and success from joint_states / ee_pose / target, learner) until ``--steps`` env steps
 and the final evaluation, then reads the actor's evaluation lines (deterministic episodes:
 mean return and the fraction ending within ``reach.radius`` of the target) from the launch
-output. ``--from-log`` only aggregates the output of a run started that way. Writes
-``bench/results/jaco_reach_ros.json`` and ``.png``.
+output. ``--from-log`` only aggregates the output of runs started that way; ``LOG@N`` adds N
+to the step counts of a log whose learner resumed from a checkpoint at N env steps (a
+restarted actor counts its own steps from 0). Writes ``bench/results/jaco_reach_ros.json``
+and ``.png``.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from common import provenance, RESULTS, write_result  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVAL = re.compile(r'\[actor\]: eval at (\d+) steps: return ([-\d.]+) ± ([\d.]+) \((\d+) '
-                  r'episodes, success (\d+)%\)')
+                  r'episodes, success (\d+)%(?:, final distance ([\d.]+) m)?\)')
 
 
 def parse(log_text: str) -> list[dict]:
     """Return the actor's evaluations in the launch output, in order."""
     return [{'env_steps': int(m[0]), 'return_mean': float(m[1]), 'return_std': float(m[2]),
-             'episodes': int(m[3]), 'success_rate': int(m[4]) / 100.0}
+             'episodes': int(m[3]), 'success_rate': int(m[4]) / 100.0,
+             'final_distance_m': float(m[5]) if m[5] else None}
             for m in EVAL.findall(log_text)]
 
 
@@ -65,7 +69,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--steps', type=int, default=60000)
     parser.add_argument('--out', default='runs/ros_arm_jaco')
-    parser.add_argument('--from-log', help='aggregate this launch output instead of running')
+    parser.add_argument('--from-log', nargs='+', metavar='LOG[@OFFSET]',
+                        help='aggregate these launch outputs instead of running')
     parser.add_argument('--domain', type=int, default=61)
     args = parser.parse_args()
     started = time.time()
@@ -74,19 +79,24 @@ def main() -> int:
                f"config:={os.path.join(ROOT, 'config', 'sim_arm.yaml')}",
                f'learner.out_dir:={args.out}', f'learner.max_env_steps:={args.steps}',
                'learner.resume:=false']
-    if args.from_log:
-        log_path = args.from_log
-    else:
-        log_path = args.out.rstrip('/') + '.log'
+    logs = args.from_log or [args.out.rstrip('/') + '.log']
+    if not args.from_log:
         env = dict(os.environ, ROS_DOMAIN_ID=str(args.domain),
                    ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-        with open(log_path, 'w') as log:
+        with open(logs[0], 'w') as log:
             subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                            check=False)
-    with open(log_path, errors='replace') as f:
-        rows = parse(f.read())
+    rows = []
+    for item in logs:
+        path, _, offset = item.partition('@')
+        with open(path, errors='replace') as f:
+            for row in parse(f.read()):
+                row['env_steps'] += int(offset or 0)
+                row['log'] = path
+                rows.append(row)
     if not rows:
-        raise SystemExit(f'no actor evaluations in {log_path}')
+        raise SystemExit(f'no actor evaluations in {logs}')
+    log_path = ', '.join(logs)
     finished = time.time()
     last = rows[-1]
     result = {

@@ -198,6 +198,7 @@ class ActorNode(Node):
         self.phase = 'wait_start'          # wait_start | episode | reset | halted
         self.ep_steps = 0
         self.last_success = False
+        self.last_distance = float('nan')
         self.reset_state = ''              # home | service | wait_frame
         self.reset_started = 0.0
         if self.sensors and self.reset_cfg.mode == 'home':
@@ -217,6 +218,7 @@ class ActorNode(Node):
         self.evaluating = False
         self.eval_returns: list[float] = []
         self.eval_successes: list[bool] = []
+        self.eval_distances: list[float] = []       # final end-effector to target distance
         self.next_eval = self.cfg.eval_every
         # timing
         self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
@@ -301,7 +303,8 @@ class ActorNode(Node):
     def _begin_episode(self, obs: np.ndarray, start: bool) -> None:
         if not self.evaluating and self.cfg.eval_every and self.env_steps >= self.next_eval \
                 and self.policy is not None:
-            self.evaluating, self.eval_returns, self.eval_successes = True, [], []
+            self.evaluating, self.eval_returns = True, []
+            self.eval_successes, self.eval_distances = [], []
         self.ep_return = 0.0
         self.pending = None
         if not self.evaluating:
@@ -312,6 +315,7 @@ class ActorNode(Node):
         if self.evaluating:
             self.eval_returns.append(self.ep_return)
             self.eval_successes.append(self.last_success)
+            self.eval_distances.append(self.last_distance)
             if len(self.eval_returns) >= self.cfg.eval_episodes:
                 self._finish_evaluation()
         else:
@@ -336,7 +340,8 @@ class ActorNode(Node):
         if self.sensors:
             rate = float(np.mean(self.eval_successes))
             self.pub_success.publish(Float64(data=rate))
-            success = f', success {rate:.0%}'
+            success = (f', success {rate:.0%}, final distance '
+                       f'{float(np.mean(self.eval_distances)):.3f} m')
         recent = self.train_returns[-10:]
         self.get_logger().info(
             f'eval at {self.env_steps} steps: return {mean:.1f} ± {std:.1f} '
@@ -474,6 +479,7 @@ class ActorNode(Node):
             terminal = self.definition.terminal(frame)
             truncated = not terminal and self.ep_steps >= self.episode_steps
             self.last_success = self.definition.success(frame)
+            self.last_distance = self.definition.distance(frame)
         self.frame_seq += 1
         self.latest = conv.TaskStep(self.frame_seq, reward, terminal, truncated, start, obs)
         self._handle_step(self.latest, received)
@@ -577,6 +583,7 @@ class ActorNode(Node):
         if self.evaluating:
             self.eval_returns.clear()
             self.eval_successes.clear()
+            self.eval_distances.clear()
         self.phase = 'halted'
         self._publish_zero()
 
