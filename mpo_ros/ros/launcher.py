@@ -1,16 +1,18 @@
 """
 ``mpo-ros-launch``: start a pipeline's nodes without launch_ros (which is not on PyPI).
 
-    mpo-ros-launch sim_train [task:=gym:Pendulum-v1] [config:=file.yaml] [namespace:=ns]
-                             [use_sim_time:=false] [<node>.<param>:=<value> ...]
+    mpo-ros-launch <pipeline> [task:=...] [config:=file.yaml] [namespace:=ns]
+                   [use_sim_time:=false] [<argument>:=<value> ...] [<node>.<param>:=<value> ...]
 
-Starts the executables of :data:`mpo_ros.ros.pipeline.NODES` (found next to ``sys.executable``,
-where pip puts console scripts) with the same YAML and arguments as
-``launch/sim_train.launch.py``: ``--ros-args -r __node:=<name> [-r __ns:=<ns>]
---params-file <config> -p task:=<task> ...``. ``<node>.<param>:=<value>`` adds ``-p`` to that
-node only. Ctrl-C / SIGTERM are forwarded to every node; when one node exits, the others are
-stopped (SIGINT, then SIGKILL after a grace period). The exit status is the first non-zero
-status of a node, else 0. Plain Python: no rclpy here.
+Pipelines (:data:`mpo_ros.ros.pipeline.PIPELINES`): ``sim_train``, ``sim_arm`` and
+``real_arm``; ``mpo-ros-launch --help`` lists them with their arguments. Starts the
+executables of the pipeline's nodes (found next to ``sys.executable``, where pip puts console
+scripts) with the same YAML, arguments and remapping rules as ``launch/<pipeline>.launch.py``:
+``--ros-args -r __node:=<name> [-r __ns:=<ns>] [-r <from>:=<to> ...] --params-file <config>
+-p task:=<task> ...``. ``<node>.<param>:=<value>`` adds ``-p`` to that node only. Ctrl-C /
+SIGTERM are forwarded to every node; when one node exits, the others are stopped (SIGINT, then
+SIGKILL after a grace period). The exit status is the first non-zero status of a node, else 0.
+Plain Python: no rclpy here.
 """
 
 from __future__ import annotations
@@ -24,29 +26,31 @@ import time
 
 from mpo_ros.ros import pipeline
 
-PIPELINES = {'sim_train': pipeline}
+PIPELINES = pipeline.PIPELINES
 GRACE_S = 20.0
 
 
-def parse(argv: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Split ``name:=value`` arguments into launch arguments and per-node overrides."""
-    values = {k: d for k, (d, _) in pipeline.ARGUMENTS.items()}
-    extra: dict[str, list[str]] = {spec.name: [] for spec in pipeline.NODES}
+def parse(argv: list[str], name: str = pipeline.DEFAULT
+          ) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Split ``name:=value`` arguments of pipeline ``name`` into arguments and node overrides."""
+    pipe = PIPELINES[name]
+    values = {k: d for k, (d, _) in pipe.arguments.items()}
+    extra: dict[str, list[str]] = {spec.name: [] for spec in pipe.nodes}
     for arg in argv:
-        name, sep, value = arg.partition(':=')
+        key, sep, value = arg.partition(':=')
         if not sep:
             raise SystemExit(f'mpo-ros-launch: expected name:=value, got {arg!r}')
-        node, dot, param = name.partition('.')
-        if name in values:
-            values[name] = value
+        node, dot, param = key.partition('.')
+        if key in values:
+            values[key] = value
         elif dot and node in extra and param:
             extra[node].append(f'{param}:={value}')
         else:
-            raise SystemExit(f'mpo-ros-launch: unknown argument {name!r} (arguments: '
+            raise SystemExit(f'mpo-ros-launch {name}: unknown argument {key!r} (arguments: '
                              f"{', '.join(values)}; or <node>.<param> with node in "
                              f"{', '.join(extra)})")
     if not values['config']:
-        values['config'] = pipeline.default_config()
+        values['config'] = pipe.default_config()
     if not os.path.isfile(values['config']):
         raise SystemExit(f"mpo-ros-launch: config file {values['config']!r} not found")
     return values, extra
@@ -63,13 +67,17 @@ def executable(name: str) -> list[str]:
     return [sys.executable, '-m', f'mpo_ros.ros.{name}_node']
 
 
-def commands(values: dict[str, str], extra: dict[str, list[str]]) -> list[tuple[str, list]]:
-    """Return (node name, argv) for each node of the pipeline."""
+def commands(values: dict[str, str], extra: dict[str, list[str]],
+             name: str = pipeline.DEFAULT) -> list[tuple[str, list]]:
+    """Return (node name, argv) for each node of pipeline ``name``."""
+    pipe = PIPELINES[name]
     out = []
-    for spec in pipeline.NODES:
+    for spec in pipe.nodes:
         cmd = executable(spec.executable) + ['--ros-args', '-r', f'__node:={spec.name}']
         if values['namespace']:
             cmd += ['-r', f"__ns:=/{values['namespace'].strip('/')}"]
+        for source, target in pipe.remappings(spec, values.__getitem__):
+            cmd += ['-r', f"{source}:={''.join(target)}"]
         cmd += ['--params-file', os.path.abspath(values['config'])]
         for key, value in pipeline.node_parameters(
                 spec, values['task'], values['use_sim_time']).items():
@@ -125,17 +133,27 @@ def supervise(cmds: list[tuple[str, list]]) -> int:
     return status if status >= 0 else 128 - status
 
 
+def usage() -> str:
+    """Return the help text: usage, then each pipeline with its arguments."""
+    lines = [__doc__.strip().split('\n\n')[1], '', 'pipelines:']
+    for pipe in PIPELINES.values():
+        lines.append(f'  {pipe.name}: {pipe.summary}')
+        lines.append(f"    nodes: {', '.join(spec.name for spec in pipe.nodes)}")
+        for arg, (default, text) in pipe.arguments.items():
+            lines.append(f'    {arg}:={default or "..."}  {text}')
+    return '\n'.join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point ``mpo-ros-launch``."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ('-h', '--help') or argv[0] not in PIPELINES:
-        print(__doc__.strip().split('\n\n')[1], file=sys.stderr)
-        print('arguments:', file=sys.stderr)
-        for name, (default, text) in pipeline.ARGUMENTS.items():
-            print(f'  {name}:={default or "..."}  {text}', file=sys.stderr)
+        if argv and argv[0] not in ('-h', '--help'):
+            print(f'mpo-ros-launch: unknown pipeline {argv[0]!r}', file=sys.stderr)
+        print(usage(), file=sys.stderr)
         return 0 if argv and argv[0] in ('-h', '--help') else 2
-    values, extra = parse(argv[1:])
-    return supervise(commands(values, extra))
+    values, extra = parse(argv[1:], argv[0])
+    return supervise(commands(values, extra, argv[0]))
 
 
 if __name__ == '__main__':
