@@ -87,10 +87,6 @@ class Pipeline:
         """Return the path of this pipeline's default parameter YAML."""
         return config_path(self.config_file)
 
-    def node(self, name: str) -> NodeSpec:
-        """Return the node called ``name``."""
-        return next(spec for spec in self.nodes if spec.name == name)
-
     def remappings(self, node: NodeSpec, value: Callable) -> list[tuple[str, list]]:
         """
         Remapping rules of ``node`` as (source, [target parts]), in declaration order.
