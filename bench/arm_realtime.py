@@ -114,7 +114,7 @@ def main() -> int:
         'actor_cpu_share_of_one_core': round((cpu1 - cpu0) / (wall1 - wall0), 4),
         'note': 'latency: receipt of the message completing a sensor frame to the command '
                 "publish, inside the actor (policy forward pass, safety filter, recording); "
-                'the 2-core machine was shared with other training runs (see load average)',
+                'the 2-core machine may be shared with other work: see the load average',
         **provenance(started, finished),
     }
     path = write_result('arm_realtime' if not args.no_learner else 'arm_realtime_no_learner',

@@ -36,16 +36,18 @@ CSV_FIELDS = ('env_steps', 'episodes', 'eval_return', 'eval_return_std', 'train_
 def build_parser() -> argparse.ArgumentParser:
     """Derive flags from the config dataclasses: ``--<train field>``, ``--<section>.<field>``."""
     parser = argparse.ArgumentParser(
-        prog='mpo-ros-train', description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--out', default='runs/latest', help='output directory')
+        prog='mpo-ros-train', description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='runs/latest',
+                        help="output directory (default: 'runs/latest')")
     parser.add_argument('--config', help='YAML file with sections network/mpo/replay/train')
     defaults = Config()
     for section in dataclasses.fields(Config):
         for f in dataclasses.fields(getattr(defaults, section.name)):
             flag = f'--{f.name}' if section.name == 'train' else f'--{section.name}.{f.name}'
             default = getattr(getattr(defaults, section.name), f.name)
+            # default None: only flags given on the command line override the YAML.
             kwargs: dict = {'dest': f'{section.name}.{f.name}', 'default': None,
+                            'metavar': f.name.upper(),
                             'help': f"{f.metadata.get('help', '')} (default: {default!r})"}
             if isinstance(default, bool):
                 kwargs['type'] = _parse_bool
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                 kwargs['type'] = type(default)
             if 'choices' in f.metadata:
                 kwargs['choices'] = f.metadata['choices']
+                del kwargs['metavar']
             parser.add_argument(flag, **kwargs)
     return parser
 
