@@ -15,6 +15,8 @@ from mpo_ros.core.config import Config, ConfigError, MPOConfig, NetworkConfig, R
     (lambda: ReplayConfig(batch_size=0), 'ReplayConfig.batch_size'),
     (lambda: NetworkConfig(covariance='banana'), 'NetworkConfig.covariance'),
     (lambda: NetworkConfig(policy_hidden=(256, 0)), 'NetworkConfig.policy_hidden'),
+    (lambda: MPOConfig(max_multiplier=0.5), 'MPOConfig.max_multiplier'),
+    (lambda: MPOConfig(init_alpha_cov=100.0, max_multiplier=10.0), 'MPOConfig.init_alpha_cov'),
 ])
 def test_invalid_values_name_the_field(factory, field):
     with pytest.raises(ConfigError, match=field.replace('.', r'\.')):

@@ -180,3 +180,22 @@ def test_critic_evaluates_the_target_policy_off_policy():
     with torch.no_grad():
         q = learner.critic(torch.zeros(3, 1), torch.tensor([[-0.5], [0.0], [0.5]]))
     torch.testing.assert_close(q, torch.tensor([-0.5, 0.0, 0.5]), atol=0.12, rtol=0)
+
+
+@pytest.mark.parametrize('cap', [50.0, None])
+def test_multipliers_stop_at_max_multiplier(cap):
+    # Bounds no Adam step can meet (KL 0 only at the target's own parameters): the multipliers
+    # rise every step; without a cap they pass any bound, with one they stop exactly there.
+    cfg = MPOConfig(epsilon_mean=1e-8, epsilon_cov=1e-10, dual_lr=0.5,
+                    target_update_period=10 ** 6, init_alpha_mean=10.0, init_alpha_cov=10.0,
+                    max_multiplier=cap if cap else 1e12)
+    learner = MPOLearner(3, 2, cfg, SMALL, seed=0)
+    replay = _replay()
+    for _ in range(25):
+        metrics = learner.step(replay.sample(16, 4))
+    alphas = [learner.log_alpha_mean.exp().item(), learner.log_alpha_cov.exp().item()]
+    if cap:
+        assert alphas == pytest.approx([cap, cap], rel=1e-5)
+        assert metrics['alpha_cov'] <= cap * (1 + 1e-5)
+    else:
+        assert min(alphas) > 1e3

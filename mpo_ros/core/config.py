@@ -100,6 +100,10 @@ class MPOConfig:
     init_temperature: float = _f(1.0, 'initial E-step temperature', (1e-6, 1e6))
     init_alpha_mean: float = _f(1.0, 'initial mean-KL Lagrange multiplier', (1e-6, 1e6))
     init_alpha_cov: float = _f(10.0, 'initial covariance-KL Lagrange multiplier', (1e-6, 1e6))
+    max_multiplier: float = _f(
+        1e6, 'upper bound on the M-step Lagrange multipliers: a KL bound that the optimiser '
+        'cannot meet must not grow a multiplier without limit and drown the likelihood',
+        (1.0, 1e12))
     dual_lr: float = _f(1e-2, 'Adam learning rate of the log-parametrised duals', (1e-6, 1.0))
     policy_lr: float = _f(5e-4, 'Adam learning rate of the policy', (1e-7, 1.0))
     critic_lr: float = _f(5e-4, 'Adam learning rate of the critic', (1e-7, 1.0))
@@ -115,6 +119,10 @@ class MPOConfig:
     def __post_init__(self) -> None:
         """Validate."""
         _validate_fields(self)
+        for name in ('init_alpha_mean', 'init_alpha_cov'):
+            if getattr(self, name) > self.max_multiplier:
+                raise ConfigError(f'MPOConfig.{name}={getattr(self, name)!r} is above '
+                                  f'max_multiplier={self.max_multiplier!r}')
 
 
 @dataclass

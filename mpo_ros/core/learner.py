@@ -135,8 +135,13 @@ class MPOLearner:
         (e.loss_temperature + m.loss_alpha).backward()
         self.dual_opt.step()
         with torch.no_grad():
-            for p in (self.log_temperature, self.log_alpha_mean, self.log_alpha_cov):
-                p.clamp_(min=_LOG_FLOOR)
+            # Log-space Adam steps grow a multiplier exponentially while its KL stays above the
+            # bound (Adam's step noise alone can keep it there); unbounded, it reached 1e19 and
+            # the likelihood gradient vanished in float32 under the KL term's.
+            self.log_temperature.clamp_(min=_LOG_FLOOR)
+            log_max = math.log(self.cfg.max_multiplier)
+            for p in (self.log_alpha_mean, self.log_alpha_cov):
+                p.clamp_(min=_LOG_FLOOR, max=log_max)
 
         self.num_steps += 1
         if self.num_steps % self.cfg.target_update_period == 0:
