@@ -199,3 +199,12 @@ def test_multipliers_stop_at_max_multiplier(cap):
         assert metrics['alpha_cov'] <= cap * (1 + 1e-5)
     else:
         assert min(alphas) > 1e3
+
+
+def test_loading_an_uncapped_checkpoint_applies_the_cap():
+    old = MPOLearner(3, 2, MPOConfig(max_multiplier=1e12), SMALL, seed=0)
+    with torch.no_grad():
+        old.log_alpha_cov.fill_(40.0)          # e^40 ~ 2.4e17, as a pre-cap run reached
+    capped = MPOLearner(3, 2, MPOConfig(max_multiplier=1e6), SMALL, seed=0)
+    capped.load_state_dict(old.state_dict())
+    assert capped.log_alpha_cov.exp().item() == pytest.approx(1e6, rel=1e-5)

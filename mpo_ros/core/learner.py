@@ -134,14 +134,7 @@ class MPOLearner:
         self.dual_opt.zero_grad(set_to_none=True)
         (e.loss_temperature + m.loss_alpha).backward()
         self.dual_opt.step()
-        with torch.no_grad():
-            # Log-space Adam steps grow a multiplier exponentially while its KL stays above the
-            # bound (Adam's step noise alone can keep it there); unbounded, it reached 1e19 and
-            # the likelihood gradient vanished in float32 under the KL term's.
-            self.log_temperature.clamp_(min=_LOG_FLOOR)
-            log_max = math.log(self.cfg.max_multiplier)
-            for p in (self.log_alpha_mean, self.log_alpha_cov):
-                p.clamp_(min=_LOG_FLOOR, max=log_max)
+        self._clamp_duals()
 
         self.num_steps += 1
         if self.num_steps % self.cfg.target_update_period == 0:
@@ -152,6 +145,16 @@ class MPOLearner:
                    'step_time': time.perf_counter() - t0}
         metrics.update({k: float(v) for k, v in {**e.stats, **m.stats}.items()})
         return metrics
+
+    def _clamp_duals(self) -> None:
+        # Log-space Adam steps grow a multiplier exponentially while its KL stays above the
+        # bound (Adam's step noise alone can keep it there); unbounded, it reached 1e19 and
+        # the likelihood gradient vanished in float32 under the KL term's.
+        with torch.no_grad():
+            self.log_temperature.clamp_(min=_LOG_FLOOR)
+            log_max = math.log(self.cfg.max_multiplier)
+            for p in (self.log_alpha_mean, self.log_alpha_cov):
+                p.clamp_(min=_LOG_FLOOR, max=log_max)
 
     def _clip(self, net: nn.Module) -> float:
         if self.cfg.grad_clip > 0:
@@ -190,6 +193,7 @@ class MPOLearner:
             self.log_temperature.copy_(state['log_temperature'])
             self.log_alpha_mean.copy_(state['log_alpha_mean'])
             self.log_alpha_cov.copy_(state['log_alpha_cov'])
+        self._clamp_duals()       # a checkpoint written before the cap may hold larger ones
         self.policy_opt.load_state_dict(state['policy_opt'])
         self.critic_opt.load_state_dict(state['critic_opt'])
         self.dual_opt.load_state_dict(state['dual_opt'])
