@@ -47,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
             default = getattr(getattr(defaults, section.name), f.name)
             # default None: only flags given on the command line override the YAML.
             kwargs: dict = {'dest': f'{section.name}.{f.name}', 'default': None,
-                            'metavar': f.name.upper(),
                             'help': f"{f.metadata.get('help', '')} (default: {default!r})"}
             if isinstance(default, bool):
                 kwargs['type'] = _parse_bool
@@ -58,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                 kwargs['type'] = type(default)
             if 'choices' in f.metadata:
                 kwargs['choices'] = f.metadata['choices']
-                del kwargs['metavar']
+            else:
+                kwargs['metavar'] = f.name.upper()
             parser.add_argument(flag, **kwargs)
     return parser
 
