@@ -22,7 +22,7 @@ import yaml
 
 from mpo_ros.core import checkpoint
 from mpo_ros.core.config import Config, ConfigError
-from mpo_ros.core.learner import MPOLearner
+from mpo_ros.core.learners.mpo import MPOLearner
 from mpo_ros.core.policy import Policy
 from mpo_ros.core.replay import SequenceReplay
 from mpo_ros import envs

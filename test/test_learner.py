@@ -6,7 +6,7 @@ import torch
 
 from mpo_ros.core import checkpoint
 from mpo_ros.core.config import MPOConfig, NetworkConfig
-from mpo_ros.core.learner import MPOLearner
+from mpo_ros.core.learners.mpo import MPOLearner
 from mpo_ros.core.replay import SequenceReplay
 
 SMALL = NetworkConfig(policy_hidden=(32, 32), critic_hidden=(32, 32))
@@ -36,7 +36,7 @@ def test_step_is_deterministic_given_seed(covariance):
     a, b = (MPOLearner(3, 2, MPOConfig(), net, seed=7) for _ in range(2))
     for _ in range(3):
         ma, mb = a.step(batch), b.step(batch)
-    ma.pop('step_time'), mb.pop('step_time')
+    ma.pop('perf/step_time'), mb.pop('perf/step_time')
     assert ma == mb
     assert torch.equal(_params(a), _params(b))
     c = MPOLearner(3, 2, MPOConfig(), net, seed=8)
@@ -107,7 +107,7 @@ def test_critic_learns_retrace_targets_not_plain_returns():
                                              critic_lr=3e-3), SMALL, seed=0)
         for _ in range(400):
             m = learner.step(replay.sample(32, 3))
-        assert m['q_target_mean'] == pytest.approx(expected, abs=0.1)
+        assert m['q/target_mean'] == pytest.approx(expected, abs=0.1)
         q = learner.critic(torch.randn(64, 2), torch.rand(64, 1) * 2 - 1)
         assert q.mean().item() == pytest.approx(expected, abs=0.15)
 
@@ -136,7 +136,7 @@ def test_policy_improves_on_a_bandit():
         m = learner.step(replay.sample(64, 1))
     mean = learner.policy(torch.zeros(1, 1)).mean.item()
     assert mean == pytest.approx(0.5, abs=0.1)
-    assert m['kl_q_uniform'] == pytest.approx(0.1, abs=0.05)
+    assert m['kl/q_uniform'] == pytest.approx(0.1, abs=0.05)
 
 
 def test_per_dim_requires_diagonal():
@@ -146,7 +146,7 @@ def test_per_dim_requires_diagonal():
                          NetworkConfig(policy_hidden=(8,), critic_hidden=(8,),
                                        covariance='diagonal'))
     assert learner.log_alpha_mean.shape == (2,)
-    assert np.isfinite(learner.step(_replay().sample(8, 2))['policy_loss'])
+    assert np.isfinite(learner.step(_replay().sample(8, 2))['loss/policy'])
 
 
 def test_critic_evaluates_the_target_policy_off_policy():
@@ -196,7 +196,7 @@ def test_multipliers_stop_at_max_multiplier(cap):
     alphas = [learner.log_alpha_mean.exp().item(), learner.log_alpha_cov.exp().item()]
     if cap:
         assert alphas == pytest.approx([cap, cap], rel=1e-5)
-        assert metrics['alpha_cov'] <= cap * (1 + 1e-5)
+        assert metrics['dual/alpha_cov'] <= cap * (1 + 1e-5)
     else:
         assert min(alphas) > 1e3
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mpo_ros.core.config import NetworkConfig
-from mpo_ros.core.learner import MPOLearner
+from mpo_ros.core.learners.mpo import MPOLearner
 from mpo_ros.core.policy import FlatWeights, flatten_state, Policy, unflatten_state
 
 NET = NetworkConfig(policy_hidden=(8, 8), critic_hidden=(8,))

@@ -133,7 +133,7 @@ def test_policy_weights_defects_are_rejected():
 
 
 def test_learner_stream_assignment():
-    from mpo_ros.ros.learner_node import StreamAssigner
+    from mpo_ros.core.streams import StreamAssigner
     streams = StreamAssigner(first_stream=5)
     a, note = streams.assign('a', 0, True)
     assert a.stream == 5 and note is None
@@ -151,7 +151,7 @@ def test_learner_stream_assignment():
 
 def test_learner_stream_restart_vs_duplicate_by_fingerprint():
     """A restarted actor (sequence 0 mid-episode) opens a stream; a repeated chunk 0 does not."""
-    from mpo_ros.ros.learner_node import StreamAssigner
+    from mpo_ros.core.streams import StreamAssigner
     streams = StreamAssigner()
     first, _ = streams.assign('a', 0, False, fingerprint=111)
     assert first.stream == 0 and streams.assign('a', 1, False, fingerprint=222)[0] is not None

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def _f(default: Any, help: str, range: tuple[float, float] | None = None,
-       choices: tuple[str, ...] | None = None) -> Any:
+def opt(default: Any, help: str, range: tuple[float, float] | None = None,
+        choices: tuple[str, ...] | None = None) -> Any:
+    """
+    Declare a config field with its help text and, optionally, its valid range or choices.
+
+    The metadata is read by :func:`validate_fields`, the trainer's flags and the ROS parameter
+    descriptors, so a default, its documentation and its bounds are written once.
+    """
     meta: dict[str, Any] = {'help': help}
     if range is not None:
         meta['range'] = range
@@ -29,7 +35,7 @@ class ConfigError(ValueError):
     """A configuration value is out of range or inconsistent; the message names the field."""
 
 
-def _validate_fields(cfg: Any) -> None:
+def validate_fields(cfg: Any) -> None:
     """Check types, ranges and choices declared in field metadata."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -67,20 +73,20 @@ def _validate_fields(cfg: Any) -> None:
 class NetworkConfig:
     """Policy and critic architectures."""
 
-    policy_hidden: tuple[int, ...] = _f((256, 256), 'policy MLP hidden sizes', (1, 4096))
-    critic_hidden: tuple[int, ...] = _f((256, 256), 'critic MLP hidden sizes', (1, 4096))
-    covariance: str = _f('full', 'policy covariance: full (Cholesky) or diagonal',
-                         choices=('full', 'diagonal'))
-    init_std: float = _f(0.5, 'initial policy standard deviation (normalised actions)',
-                         (1e-3, 10.0))
-    min_std: float = _f(1e-4, 'floor on the Cholesky diagonal', (0.0, 1.0))
-    normalize_observations: bool = _f(True, 'running mean/std observation normalisation')
+    policy_hidden: tuple[int, ...] = opt((256, 256), 'policy MLP hidden sizes', (1, 4096))
+    critic_hidden: tuple[int, ...] = opt((256, 256), 'critic MLP hidden sizes', (1, 4096))
+    covariance: str = opt('full', 'policy covariance: full (Cholesky) or diagonal',
+                          choices=('full', 'diagonal'))
+    init_std: float = opt(0.5, 'initial policy standard deviation (normalised actions)',
+                          (1e-3, 10.0))
+    min_std: float = opt(1e-4, 'floor on the Cholesky diagonal', (0.0, 1.0))
+    normalize_observations: bool = opt(True, 'running mean/std observation normalisation')
 
     def __post_init__(self) -> None:
         """Validate."""
         self.policy_hidden = tuple(self.policy_hidden)
         self.critic_hidden = tuple(self.critic_hidden)
-        _validate_fields(self)
+        validate_fields(self)
         if not self.policy_hidden or not self.critic_hidden:
             raise ConfigError('NetworkConfig: hidden sizes must not be empty')
         if self.min_std >= self.init_std:
@@ -91,34 +97,34 @@ class NetworkConfig:
 class MPOConfig:
     """MPO hyperparameters; defaults follow the paper (Appendix C) unless the note says why."""
 
-    num_action_samples: int = _f(20, 'actions sampled per state in the E-step (N)', (2, 1024))
-    epsilon: float = _f(0.1, 'E-step KL bound between q and the target policy', (1e-6, 10.0))
-    epsilon_mean: float = _f(0.1, 'M-step KL bound on the mean (paper control suite: 0.1)',
-                             (1e-8, 10.0))
-    epsilon_cov: float = _f(1e-4, 'M-step KL bound on the covariance', (1e-10, 10.0))
-    per_dim_kl: bool = _f(False, 'one KL constraint per action dimension (diagonal only)')
-    init_temperature: float = _f(1.0, 'initial E-step temperature', (1e-6, 1e6))
-    init_alpha_mean: float = _f(1.0, 'initial mean-KL Lagrange multiplier', (1e-6, 1e6))
-    init_alpha_cov: float = _f(10.0, 'initial covariance-KL Lagrange multiplier', (1e-6, 1e6))
-    max_multiplier: float = _f(
-        1e6, 'upper bound on the M-step Lagrange multipliers: a KL bound that the optimiser '
-        'cannot meet must not grow a multiplier without limit and drown the likelihood',
-        (1.0, 1e12))
-    dual_lr: float = _f(1e-2, 'Adam learning rate of the log-parametrised duals', (1e-6, 1.0))
-    policy_lr: float = _f(5e-4, 'Adam learning rate of the policy', (1e-7, 1.0))
-    critic_lr: float = _f(5e-4, 'Adam learning rate of the critic', (1e-7, 1.0))
-    discount: float = _f(0.99, 'discount factor gamma', (0.0, 1.0))
-    retrace_lambda: float = _f(1.0, 'Retrace trace-cutting lambda (1: Eq. 13 of the paper)',
-                               (0.0, 1.0))
-    sequence_length: int = _f(4, 'Retrace sequence length T (N-step truncation)', (1, 1000))
-    target_update_period: int = _f(100, 'learner steps between target network copies',
-                                   (1, 10 ** 9))
-    grad_clip: float = _f(40.0, 'global gradient-norm clip for policy and critic (0: off)',
-                          (0.0, 1e9))
+    num_action_samples: int = opt(20, 'actions sampled per state in the E-step (N)', (2, 1024))
+    epsilon: float = opt(0.1, 'E-step KL bound between q and the target policy', (1e-6, 10.0))
+    epsilon_mean: float = opt(0.1, 'M-step KL bound on the mean (paper control suite: 0.1)',
+                              (1e-8, 10.0))
+    epsilon_cov: float = opt(1e-4, 'M-step KL bound on the covariance', (1e-10, 10.0))
+    per_dim_kl: bool = opt(False, 'one KL constraint per action dimension (diagonal only)')
+    init_temperature: float = opt(1.0, 'initial E-step temperature', (1e-6, 1e6))
+    init_alpha_mean: float = opt(1.0, 'initial mean-KL Lagrange multiplier', (1e-6, 1e6))
+    init_alpha_cov: float = opt(10.0, 'initial covariance-KL Lagrange multiplier', (1e-6, 1e6))
+    max_multiplier: float = opt(
+         1e6, 'upper bound on the M-step Lagrange multipliers: a KL bound that the optimiser '
+         'cannot meet must not grow a multiplier without limit and drown the likelihood',
+         (1.0, 1e12))
+    dual_lr: float = opt(1e-2, 'Adam learning rate of the log-parametrised duals', (1e-6, 1.0))
+    policy_lr: float = opt(5e-4, 'Adam learning rate of the policy', (1e-7, 1.0))
+    critic_lr: float = opt(5e-4, 'Adam learning rate of the critic', (1e-7, 1.0))
+    discount: float = opt(0.99, 'discount factor gamma', (0.0, 1.0))
+    retrace_lambda: float = opt(1.0, 'Retrace trace-cutting lambda (1: Eq. 13 of the paper)',
+                                (0.0, 1.0))
+    sequence_length: int = opt(4, 'Retrace sequence length T (N-step truncation)', (1, 1000))
+    target_update_period: int = opt(100, 'learner steps between target network copies',
+                                    (1, 10 ** 9))
+    grad_clip: float = opt(40.0, 'global gradient-norm clip for policy and critic (0: off)',
+                           (0.0, 1e9))
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
         for name in ('init_alpha_mean', 'init_alpha_cov'):
             if getattr(self, name) > self.max_multiplier:
                 raise ConfigError(f'MPOConfig.{name}={getattr(self, name)!r} is above '
@@ -129,35 +135,35 @@ class MPOConfig:
 class ReplayConfig:
     """Sequence replay buffer settings."""
 
-    capacity: int = _f(1_000_000, 'transitions kept', (1, 10 ** 9))
-    batch_size: int = _f(64, 'sequences per learner step (B); B*T transitions', (1, 65536))
-    min_size: int = _f(1000, 'transitions stored before learning starts', (1, 10 ** 9))
+    capacity: int = opt(1_000_000, 'transitions kept', (1, 10 ** 9))
+    batch_size: int = opt(64, 'sequences per learner step (B); B*T transitions', (1, 65536))
+    min_size: int = opt(1000, 'transitions stored before learning starts', (1, 10 ** 9))
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 @dataclass
 class TrainConfig:
     """In-process training loop settings."""
 
-    task: str = _f('gym:Pendulum-v1', 'task id: gym:<Id>, dmc:<domain>-<task>, manip:<name>')
-    steps: int = _f(50_000, 'environment steps', (1, 10 ** 10))
-    seed: int = _f(0, 'random seed', (0, 2 ** 31 - 1))
-    updates_per_step: float = _f(1.0, 'learner updates per environment step (replay ratio)',
-                                 (0.0, 100.0))
-    eval_every: int = _f(5000, 'environment steps between deterministic evaluations',
-                         (1, 10 ** 10))
-    eval_episodes: int = _f(5, 'episodes per evaluation', (1, 1000))
-    final_eval_episodes: int = _f(10, 'episodes of the final evaluation', (1, 1000))
-    checkpoint_every: int = _f(25_000, 'environment steps between checkpoints', (1, 10 ** 10))
-    torch_threads: int = _f(1, 'torch intra-op threads (the machine is shared)', (1, 256))
-    device: str = _f('cpu', 'torch device for the learner (cpu, cuda)')
+    task: str = opt('gym:Pendulum-v1', 'task id: gym:<Id>, dmc:<domain>-<task>, manip:<name>')
+    steps: int = opt(50_000, 'environment steps', (1, 10 ** 10))
+    seed: int = opt(0, 'random seed', (0, 2 ** 31 - 1))
+    updates_per_step: float = opt(1.0, 'learner updates per environment step (replay ratio)',
+                                  (0.0, 100.0))
+    eval_every: int = opt(5000, 'environment steps between deterministic evaluations',
+                          (1, 10 ** 10))
+    eval_episodes: int = opt(5, 'episodes per evaluation', (1, 1000))
+    final_eval_episodes: int = opt(10, 'episodes of the final evaluation', (1, 1000))
+    checkpoint_every: int = opt(25_000, 'environment steps between checkpoints', (1, 10 ** 10))
+    torch_threads: int = opt(1, 'torch intra-op threads (the machine is shared)', (1, 256))
+    device: str = opt('cpu', 'torch device for the learner (cpu, cuda)')
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 @dataclass

@@ -37,10 +37,13 @@ _FIELDS = ('obs', 'next_obs', 'action', 'reward', 'terminal', 'end', 'log_prob',
 class SequenceReplay:
     """Fixed-capacity ring buffer of transitions sampled as sequences."""
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int, seed: int = 0) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int, seed: int = 0,
+                 batch_size: int = 64, sequence_length: int = 4) -> None:
+        """Allocate ``capacity`` slots; ``sample()`` without arguments draws B x T sequences."""
         if capacity < 1:
             raise ValueError('capacity must be positive')
         self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
+        self.batch_size, self.sequence_length = batch_size, sequence_length
         self.obs = np.zeros((capacity, obs_dim), np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), np.float32)
         self.action = np.zeros((capacity, act_dim), np.float32)
@@ -104,8 +107,15 @@ class SequenceReplay:
         self.size = min(self.size + steps, self.capacity)
         self.added += steps
 
-    def sample(self, batch_size: int, seq_len: int) -> SequenceBatch:
+    def next_stream(self) -> int:
+        """The lowest stream id never used in this buffer (restored with its state)."""
+        return max(self._next_index, default=-1) + 1
+
+    def sample(self, batch_size: int | None = None, seq_len: int | None = None
+               ) -> SequenceBatch:
         """Uniformly chosen start transitions, each followed for up to ``seq_len`` steps."""
+        batch_size = self.batch_size if batch_size is None else batch_size
+        seq_len = self.sequence_length if seq_len is None else seq_len
         if self.size == 0:
             raise ValueError('cannot sample from an empty replay buffer')
         start = self.rng.integers(0, self.size, size=batch_size)

@@ -43,7 +43,7 @@ import time
 
 from geometry_msgs.msg import PointStamped, PoseStamped
 from mpo_ros import envs
-from mpo_ros.core.config import _f, _validate_fields, NetworkConfig
+from mpo_ros.core.config import opt, validate_fields, NetworkConfig
 from mpo_ros.core.policy import Policy
 from mpo_ros.core.safety import SafetyFilter
 from mpo_ros.core.tasks import SensorFrame
@@ -67,35 +67,35 @@ import torch
 class ActorConfig:
     """Actor node parameters."""
 
-    task: str = _f('gym:Pendulum-v1', 'task id (sizes and actuator limits come from it)')
-    seed: int = _f(0, 'policy sampling seed', (0, 2 ** 31 - 1))
-    actor_id: str = _f('', 'actor id in trajectories (empty: the node name)')
-    command_topic: str = _f(DEFAULT_COMMAND_TOPIC, 'joint command topic (actuator units)')
-    chunk_length: int = _f(32, 'transitions per Trajectory message', (1, 100_000))
-    eval_every: int = _f(5000, 'training steps between evaluations (0: never)', (0, 10 ** 10))
-    eval_episodes: int = _f(5, 'deterministic episodes per evaluation', (1, 1000))
-    wait_for_weights: bool = _f(True, 'act only once the learner sent weights')
-    throttle: bool = _f(True, "hold commands while over the learner's step budget "
-                        '(lockstep bridges; false with a realtime bridge or a robot)')
-    timing_period_s: float = _f(2.0, 'seconds between ~/timing messages', (0.1, 3600.0))
-    task_definition: str = _f('', "actor-side task from sensor topics ('': the bridge's "
-                              'task/step record)', choices=arm.TASK_DEFINITIONS)
-    joints: tuple[str, ...] = _f((), 'controlled joints in command order (empty: every '
-                                 'actuated joint of the task)')
-    ignore_unknown_joints: bool = _f(False, 'accept joint_states with joints the task model '
-                                     'does not know (otherwise rejected)')
-    joint_states_topic: str = _f('joint_states', 'sensor_msgs/JointState topic')
-    ee_pose_topic: str = _f('ee_pose', 'geometry_msgs/PoseStamped end-effector topic')
-    target_topic: str = _f('target', 'geometry_msgs/PointStamped target topic')
-    sync_tolerance_s: float = _f(0.02, 'max stamp difference of joint state and ee pose in '
-                                 'one frame', (0.0, 10.0))
-    episode_steps: int = _f(0, "frames per episode (0: the task's time limit)", (0, 10 ** 9))
-    latency_log: str = _f('', 'on shutdown write [unix time, receipt-to-command latency s] '
-                          'of every command to this .npy file (benchmarks)')
+    task: str = opt('gym:Pendulum-v1', 'task id (sizes and actuator limits come from it)')
+    seed: int = opt(0, 'policy sampling seed', (0, 2 ** 31 - 1))
+    actor_id: str = opt('', 'actor id in trajectories (empty: the node name)')
+    command_topic: str = opt(DEFAULT_COMMAND_TOPIC, 'joint command topic (actuator units)')
+    chunk_length: int = opt(32, 'transitions per Trajectory message', (1, 100_000))
+    eval_every: int = opt(5000, 'training steps between evaluations (0: never)', (0, 10 ** 10))
+    eval_episodes: int = opt(5, 'deterministic episodes per evaluation', (1, 1000))
+    wait_for_weights: bool = opt(True, 'act only once the learner sent weights')
+    throttle: bool = opt(True, "hold commands while over the learner's step budget "
+                         '(lockstep bridges; false with a realtime bridge or a robot)')
+    timing_period_s: float = opt(2.0, 'seconds between ~/timing messages', (0.1, 3600.0))
+    task_definition: str = opt('', "actor-side task from sensor topics ('': the bridge's "
+                               'task/step record)', choices=arm.TASK_DEFINITIONS)
+    joints: tuple[str, ...] = opt((), 'controlled joints in command order (empty: every '
+                                  'actuated joint of the task)')
+    ignore_unknown_joints: bool = opt(False, 'accept joint_states with joints the task model '
+                                      'does not know (otherwise rejected)')
+    joint_states_topic: str = opt('joint_states', 'sensor_msgs/JointState topic')
+    ee_pose_topic: str = opt('ee_pose', 'geometry_msgs/PoseStamped end-effector topic')
+    target_topic: str = opt('target', 'geometry_msgs/PointStamped target topic')
+    sync_tolerance_s: float = opt(0.02, 'max stamp difference of joint state and ee pose in '
+                                  'one frame', (0.0, 10.0))
+    episode_steps: int = opt(0, "frames per episode (0: the task's time limit)", (0, 10 ** 9))
+    latency_log: str = opt('', 'on shutdown write [unix time, receipt-to-command latency s] '
+                           'of every command to this .npy file (benchmarks)')
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 class ActorNode(Node):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpo_ros.core.config import _f, _validate_fields
+from mpo_ros.core.config import opt, validate_fields
 from mpo_ros.core.safety import SafetyLimits
 from mpo_ros.core.tasks import make_task_definition, ReachTask
 from mpo_ros.envs import EnvSpec
@@ -24,60 +24,60 @@ TASK_DEFINITIONS = ('', 'reach')
 class ReachConfig:
     """Reward of the ``reach`` task definition (defaults: dm_control's Jaco reward)."""
 
-    radius: float = _f(0.05, 'success radius around the target (m)', (0.0, 10.0))
-    margin: float = _f(0.05, 'distance beyond the radius where the reward falls to 0.1 (m); '
-                       'larger shapes the reward', (0.0, 100.0))
+    radius: float = opt(0.05, 'success radius around the target (m)', (0.0, 10.0))
+    margin: float = opt(0.05, 'distance beyond the radius where the reward falls to 0.1 (m); '
+                        'larger shapes the reward', (0.0, 100.0))
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 @dataclass
 class ResetConfig:
     """How the actor starts a new episode when it decides the last one is over."""
 
-    mode: str = _f('service', 'service: call reset.service; home: drive the joints to '
-                   'reset.home with velocity commands (then call reset.service if set)',
-                   choices=('service', 'home'))
-    service: str = _f('bridge/reset', 'std_srvs/Trigger service to call (empty: none)')
-    home: tuple[float, ...] = _f((), 'home position per controlled joint (rad; empty: zeros)')
-    tolerance: float = _f(0.05, 'home reached when every joint is this close (rad)',
-                          (1e-6, 10.0))
-    gain: float = _f(1.0, 'home routine: velocity command per rad of error (1/s)',
-                     (1e-3, 100.0))
-    timeout_s: float = _f(30.0, 'give up a reset after this long and start anyway',
-                          (0.1, 1e6))
+    mode: str = opt('service', 'service: call reset.service; home: drive the joints to '
+                    'reset.home with velocity commands (then call reset.service if set)',
+                    choices=('service', 'home'))
+    service: str = opt('bridge/reset', 'std_srvs/Trigger service to call (empty: none)')
+    home: tuple[float, ...] = opt((), 'home position per controlled joint (rad; empty: zeros)')
+    tolerance: float = opt(0.05, 'home reached when every joint is this close (rad)',
+                           (1e-6, 10.0))
+    gain: float = opt(1.0, 'home routine: velocity command per rad of error (1/s)',
+                      (1e-3, 100.0))
+    timeout_s: float = opt(30.0, 'give up a reset after this long and start anyway',
+                           (0.1, 1e6))
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 @dataclass
 class SafetyConfig:
     """Actor safety layer (see :mod:`mpo_ros.core.safety`)."""
 
-    max_velocity: tuple[float, ...] = _f((), 'speed limit per controlled joint (empty: the '
-                                         "task's actuator limits)", (1e-9, 1e9))
-    position_lower: tuple[float, ...] = _f((), 'lower position limit per controlled joint '
-                                           "(empty: the model's joint ranges)")
-    position_upper: tuple[float, ...] = _f((), 'upper position limit per controlled joint '
-                                           "(empty: the model's joint ranges)")
-    position_margin: float = _f(0.05, 'stop motion towards a position limit this close to it',
-                                (0.0, 10.0))
-    max_delta: float = _f(0.0, 'max command change per step (actuator units; 0: off)',
-                          (0.0, 1e9))
-    sensor_timeout_s: float = _f(1.0, 'stale-sensor watchdog: act after this long without '
-                                 'sensor data (0: off)', (0.0, 1e6))
-    timeout_action: str = _f('zero', 'on sensor timeout: zero (publish a zero command) or '
-                             'hold (publish nothing; the driver holds the last command)',
-                             choices=('zero', 'hold'))
-    e_stop_topic: str = _f('e_stop', 'std_msgs/Bool: true latches zero commands until false')
+    max_velocity: tuple[float, ...] = opt((), 'speed limit per controlled joint (empty: the '
+                                          "task's actuator limits)", (1e-9, 1e9))
+    position_lower: tuple[float, ...] = opt((), 'lower position limit per controlled joint '
+                                            "(empty: the model's joint ranges)")
+    position_upper: tuple[float, ...] = opt((), 'upper position limit per controlled joint '
+                                            "(empty: the model's joint ranges)")
+    position_margin: float = opt(0.05, 'stop motion towards a position limit this close to it',
+                                 (0.0, 10.0))
+    max_delta: float = opt(0.0, 'max command change per step (actuator units; 0: off)',
+                           (0.0, 1e9))
+    sensor_timeout_s: float = opt(1.0, 'stale-sensor watchdog: act after this long without '
+                                  'sensor data (0: off)', (0.0, 1e6))
+    timeout_action: str = opt('zero', 'on sensor timeout: zero (publish a zero command) or '
+                              'hold (publish nothing; the driver holds the last command)',
+                              choices=('zero', 'hold'))
+    e_stop_topic: str = opt('e_stop', 'std_msgs/Bool: true latches zero commands until false')
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 def controlled_joints(spec: EnvSpec, joints: tuple[str, ...] | list[str]) -> list[str]:

@@ -38,7 +38,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped, PoseStamped
 from mpo_ros import envs
 from mpo_ros.envs.dmc_env import arm_sites
-from mpo_ros.core.config import _f, _validate_fields
+from mpo_ros.core.config import opt, validate_fields
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
 from mpo_ros.ros.parameters import declare_config
@@ -56,26 +56,26 @@ DEFAULT_COMMAND_TOPIC = 'joint_velocity_controller/commands'
 class BridgeConfig:
     """Bridge node parameters."""
 
-    task: str = _f('gym:Pendulum-v1', 'task id: gym:<Id>, dmc:<domain>-<task>, manip:<name>')
-    seed: int = _f(0, 'environment seed', (0, 2 ** 31 - 1))
-    mode: str = _f('lockstep', 'lockstep: step per command; realtime: fixed rate',
-                   choices=('lockstep', 'realtime'))
-    command_topic: str = _f(DEFAULT_COMMAND_TOPIC,
-                            'joint command topic (Float64MultiArray, actuator units)')
-    realtime_factor: float = _f(1.0, 'realtime mode: sim seconds per wall second', (1e-3, 1e3))
-    command_timeout_s: float = _f(0.5, 'realtime mode: zero the command after this long '
-                                  'without one (0: hold forever)', (0.0, 1e6))
-    heartbeat_s: float = _f(1.0, 'lockstep mode: re-publish the state this often while no '
-                            'command arrives', (0.01, 1e6))
-    command_joints: tuple[str, ...] = _f((), 'joints the command vector drives, in order (empty: '
-                                         'every actuated joint in model order)')
-    auto_reset: bool = _f(True, 'reset when an episode ends (false: no time limit, reset only '
-                          'through ~/reset, as a robot)')
-    frame_id: str = _f('world', 'frame of target and ee_pose')
+    task: str = opt('gym:Pendulum-v1', 'task id: gym:<Id>, dmc:<domain>-<task>, manip:<name>')
+    seed: int = opt(0, 'environment seed', (0, 2 ** 31 - 1))
+    mode: str = opt('lockstep', 'lockstep: step per command; realtime: fixed rate',
+                    choices=('lockstep', 'realtime'))
+    command_topic: str = opt(DEFAULT_COMMAND_TOPIC,
+                             'joint command topic (Float64MultiArray, actuator units)')
+    realtime_factor: float = opt(1.0, 'realtime mode: sim seconds per wall second', (1e-3, 1e3))
+    command_timeout_s: float = opt(0.5, 'realtime mode: zero the command after this long '
+                                   'without one (0: hold forever)', (0.0, 1e6))
+    heartbeat_s: float = opt(1.0, 'lockstep mode: re-publish the state this often while no '
+                             'command arrives', (0.01, 1e6))
+    command_joints: tuple[str, ...] = opt((), 'joints the command vector drives, in order (empty: '
+                                          'every actuated joint in model order)')
+    auto_reset: bool = opt(True, 'reset when an episode ends (false: no time limit, reset only '
+                           'through ~/reset, as a robot)')
+    frame_id: str = opt('world', 'frame of target and ee_pose')
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 def _stamp(seconds: float) -> Time:

@@ -15,6 +15,7 @@ import zlib
 
 from mpo_ros.core.config import NetworkConfig
 from mpo_ros.core.policy import FlatWeights
+from mpo_ros.core.streams import TrajectoryChunk
 from mpo_ros_interfaces.msg import PolicyWeights, Trajectory
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
@@ -165,23 +166,6 @@ def step_from_msg(msg: Float64MultiArray, obs_dim: int) -> TaskStep:
 
 
 # ---------------------------------------------------------------- trajectories
-class TrajectoryChunk(NamedTuple):
-    """A validated Trajectory message as arrays (shapes as in Trajectory.msg)."""
-
-    actor_id: str
-    episode_id: int
-    sequence_number: int
-    policy_version: int
-    observations: np.ndarray   # [T+1, O]
-    actions: np.ndarray        # [T, D]
-    rewards: np.ndarray        # [T]
-    discounts: np.ndarray      # [T]
-    log_probs: np.ndarray      # [T]
-    episode_start: bool
-    episode_end: bool
-    truncated: bool
-
-
 def trajectory_msg(chunk: TrajectoryChunk) -> Trajectory:
     """Encode a chunk (the caller sets the header stamp)."""
     obs = np.asarray(chunk.observations, dtype=np.float32)

@@ -40,15 +40,15 @@ import sys
 import threading
 import time
 from typing import Any
-import zlib
 
 from mpo_ros import envs
 from mpo_ros.core import checkpoint
-from mpo_ros.core.config import _f, _validate_fields, Config, ConfigError, MPOConfig
+from mpo_ros.core.config import opt, validate_fields, Config, ConfigError, MPOConfig
 from mpo_ros.core.config import NetworkConfig, ReplayConfig, TrainConfig
-from mpo_ros.core.learner import MPOLearner
+from mpo_ros.core.learners.mpo import MPOLearner
 from mpo_ros.core.policy import flatten_state
 from mpo_ros.core.replay import SequenceReplay
+from mpo_ros.core.streams import chunk_fingerprint, StreamAssigner, TrajectoryChunk
 from mpo_ros.ros import arm
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
@@ -65,39 +65,39 @@ import torch
 class LearnerNodeConfig:
     """Learner node parameters (network / mpo / replay come from the core dataclasses)."""
 
-    task: str = _f('gym:Pendulum-v1', 'task id (observation and action sizes come from it)')
-    seed: int = _f(0, 'learner and replay seed', (0, 2 ** 31 - 1))
-    updates_per_step: float = _f(1.0, 'learner updates per received environment step',
-                                 (0.0, 100.0))
-    publish_every: int = _f(10, 'updates between PolicyWeights messages (K)', (1, 10 ** 9))
-    max_update_debt: float = _f(1000.0, 'updates owed beyond this are skipped, so a learner '
-                                'slower than unthrottled actors (a robot) trains on fresh data '
-                                'instead of an ever-growing backlog (0: never skip)',
-                                (0.0, 1e12))
-    max_update_lag: float = _f(50.0, 'updates the learner may fall behind before actors '
-                               'wait (0: never wait)', (0.0, 1e9))
-    stats_period_s: float = _f(2.0, 'seconds between LearnerStats messages', (0.05, 3600.0))
-    checkpoint_every: int = _f(5000, 'updates between checkpoints', (1, 10 ** 12))
-    out_dir: str = _f('runs/ros', 'directory for progress.csv, learning curve, summary')
-    checkpoint_dir: str = _f('', 'directory of checkpoint_<updates>.pt files (empty: '
-                             '<out_dir>/checkpoints)')
-    checkpoint_keep: int = _f(3, 'newest checkpoints kept in checkpoint_dir', (1, 1000))
-    resume: bool = _f(True, 'continue from the newest valid checkpoint in checkpoint_dir '
-                      '(false: start fresh)')
-    max_env_steps: int = _f(0, 'stop after this many received steps and a final evaluation '
-                            '(0: run until stopped)', (0, 10 ** 12))
-    final_eval_timeout_s: float = _f(300.0, 'give up waiting for the final evaluation',
-                                     (0.0, 1e6))
-    torch_threads: int = _f(1, 'torch intra-op threads (the machine is shared)', (1, 256))
-    device: str = _f('cpu', 'torch device (cpu, cuda)')
-    task_definition: str = _f('', "the actors' task definition (sets the observation size; "
-                              "'': the task's own)", choices=arm.TASK_DEFINITIONS)
-    joints: tuple[str, ...] = _f((), "the actors' controlled joints (with task_definition; "
-                                 'empty: every actuated joint)')
+    task: str = opt('gym:Pendulum-v1', 'task id (observation and action sizes come from it)')
+    seed: int = opt(0, 'learner and replay seed', (0, 2 ** 31 - 1))
+    updates_per_step: float = opt(1.0, 'learner updates per received environment step',
+                                  (0.0, 100.0))
+    publish_every: int = opt(10, 'updates between PolicyWeights messages (K)', (1, 10 ** 9))
+    max_update_debt: float = opt(1000.0, 'updates owed beyond this are skipped, so a learner '
+                                 'slower than unthrottled actors (a robot) trains on fresh data '
+                                 'instead of an ever-growing backlog (0: never skip)',
+                                 (0.0, 1e12))
+    max_update_lag: float = opt(50.0, 'updates the learner may fall behind before actors '
+                                'wait (0: never wait)', (0.0, 1e9))
+    stats_period_s: float = opt(2.0, 'seconds between LearnerStats messages', (0.05, 3600.0))
+    checkpoint_every: int = opt(5000, 'updates between checkpoints', (1, 10 ** 12))
+    out_dir: str = opt('runs/ros', 'directory for progress.csv, learning curve, summary')
+    checkpoint_dir: str = opt('', 'directory of checkpoint_<updates>.pt files (empty: '
+                              '<out_dir>/checkpoints)')
+    checkpoint_keep: int = opt(3, 'newest checkpoints kept in checkpoint_dir', (1, 1000))
+    resume: bool = opt(True, 'continue from the newest valid checkpoint in checkpoint_dir '
+                       '(false: start fresh)')
+    max_env_steps: int = opt(0, 'stop after this many received steps and a final evaluation '
+                             '(0: run until stopped)', (0, 10 ** 12))
+    final_eval_timeout_s: float = opt(300.0, 'give up waiting for the final evaluation',
+                                      (0.0, 1e6))
+    torch_threads: int = opt(1, 'torch intra-op threads (the machine is shared)', (1, 256))
+    device: str = opt('cpu', 'torch device (cpu, cuda)')
+    task_definition: str = opt('', "the actors' task definition (sets the observation size; "
+                               "'': the task's own)", choices=arm.TASK_DEFINITIONS)
+    joints: tuple[str, ...] = opt((), "the actors' controlled joints (with task_definition; "
+                                  'empty: every actuated joint)')
 
     def __post_init__(self) -> None:
         """Validate."""
-        _validate_fields(self)
+        validate_fields(self)
 
 
 # ~/counters layout (std_msgs/Float64MultiArray, labelled): chunk counts since the first start
@@ -116,66 +116,6 @@ def _check_checkpoint(state: dict[str, Any]) -> None:
         raise ValueError('no learner state')
     if not isinstance(state['replay'], dict) or 'meta' not in state['replay']:
         raise ValueError('no replay state')
-
-
-def chunk_fingerprint(chunk: conv.TrajectoryChunk) -> int:
-    """CRC32 of a chunk's observations and actions (tells a duplicate from new data)."""
-    return zlib.crc32(chunk.actions.tobytes(), zlib.crc32(chunk.observations.tobytes()))
-
-
-class _ActorStream:
-    """Per-actor bookkeeping: expected sequence number, replay stream, episode return."""
-
-    def __init__(self, stream: int) -> None:
-        self.stream = stream
-        self.next_seq = 0
-        self.ep_return = 0.0
-        self.first_fingerprint: int | None = None
-
-
-class StreamAssigner:
-    """
-    Map (actor id, sequence number) to a replay stream, or reject the chunk.
-
-    Each actor gets its own stream. A duplicated or out-of-order sequence number is rejected;
-    a gap (lost chunks) or an actor restart opens a new stream, so no replayed sequence runs
-    across missing data. A restart is a sequence number 0 from a known actor: with a
-    ``fingerprint`` (:func:`chunk_fingerprint`) it is one unless it repeats the actor's first
-    chunk (a duplicate); without, only at an episode start. ``lost`` counts missing chunks.
-    """
-
-    def __init__(self, first_stream: int = 0) -> None:
-        self.actors: dict[str, _ActorStream] = {}
-        self.next_stream = first_stream
-        self.lost = 0
-
-    def _new_stream(self) -> int:
-        self.next_stream += 1
-        return self.next_stream - 1
-
-    def assign(self, actor_id: str, sequence: int, episode_start: bool,
-               fingerprint: int | None = None) -> tuple[_ActorStream | None, str | None]:
-        """Return (actor state or None if rejected, a reason / warning or None)."""
-        actor = self.actors.get(actor_id)
-        note = None
-        restart = actor is not None and sequence == 0 and actor.next_seq != 0 and (
-            episode_start if fingerprint is None else fingerprint != actor.first_fingerprint)
-        if actor is None or restart:
-            if restart:
-                note = 'sequence restarted at 0 (actor restarted); starting a new replay stream'
-            actor = self.actors[actor_id] = _ActorStream(self._new_stream())
-            actor.next_seq = sequence
-            if sequence == 0:
-                actor.first_fingerprint = fingerprint
-        elif sequence < actor.next_seq:
-            return None, (f'sequence number {sequence} duplicated or out of order (expected '
-                          f'{actor.next_seq})')
-        elif sequence > actor.next_seq:
-            self.lost += sequence - actor.next_seq
-            note = f'{sequence - actor.next_seq} chunk(s) lost; starting a new replay stream'
-            actor.stream = self._new_stream()
-        actor.next_seq = sequence + 1
-        return actor, note
 
 
 class LearnerNode(Node):
@@ -226,7 +166,7 @@ class LearnerNode(Node):
             self._resume()
         else:
             self._set_aside_old_checkpoints()
-        self.streams = StreamAssigner(max(self.replay._next_index, default=-1) + 1)
+        self.streams = StreamAssigner(self.replay.next_stream())
         self.inbox: queue.Queue = queue.Queue()
         self.pub_weights = self.create_publisher(PolicyWeights, '~/policy_weights',
                                                  common.LATCHED)
@@ -427,7 +367,7 @@ class LearnerNode(Node):
                 self.learner.num_steps, self.version]
 
     # ------------------------------------------------------------ training thread
-    def _store(self, stream: int, chunk: conv.TrajectoryChunk) -> float:
+    def _store(self, stream: int, chunk: TrajectoryChunk) -> float:
         """Add a chunk to replay; return the updates it makes due."""
         if self.cfg.max_env_steps and self.env_steps >= self.cfg.max_env_steps:
             return 0.0      # steps after max_env_steps (actors finishing an episode) are dropped

@@ -4,8 +4,9 @@ The MPO learner: Retrace critic, E-step, decoupled M-step, duals and target netw
 Shape legend: ``T`` sequence steps, ``B`` sequences, ``N`` action samples, ``O`` observation
 size, ``D`` action dimensions.
 
-One class serves the in-process trainer and the ROS learner node: it consumes
-:class:`~mpo_ros.core.replay.SequenceBatch` objects and knows nothing of where they came from.
+Registered as ``mpo``: the runners reach it through :mod:`mpo_ros.core.learners` only. It
+consumes :class:`~mpo_ros.core.replay.SequenceBatch` objects and knows nothing of where they
+came from.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mpo_ros.core.config import MPOConfig, NetworkConfig
+from mpo_ros.core.config import Config, MPOConfig, NetworkConfig, ReplayConfig
+from mpo_ros.core.learners import register
+from mpo_ros.core.learners.base import DataRequest, SEQUENCES
 from mpo_ros.core.losses import mpo as mpo_losses
 from mpo_ros.core.losses import retrace
 from mpo_ros.core.networks import CriticNetwork, PolicyNetwork, RunningNormalizer
@@ -27,15 +30,33 @@ from mpo_ros.core.replay import SequenceBatch
 _LOG_FLOOR = math.log(1e-8)
 
 
+METRICS = ('loss/critic', 'loss/policy', 'dual/temperature', 'dual/alpha_mean',
+           'dual/alpha_cov', 'kl/q_uniform', 'kl/mean', 'kl/cov', 'kl/mean_max_dim',
+           'loss/policy_nll', 'q/mean', 'q/target_mean', 'grad/critic_norm',
+           'grad/policy_norm', 'perf/step_time')
+# Names of the loss functions' stats in METRICS.
+_LOSS_STATS = {'temperature': 'dual/temperature', 'kl_q_uniform': 'kl/q_uniform',
+               'q_mean': 'q/mean', 'kl_mean': 'kl/mean', 'kl_cov': 'kl/cov',
+               'kl_mean_max_dim': 'kl/mean_max_dim', 'alpha_mean': 'dual/alpha_mean',
+               'alpha_cov': 'dual/alpha_cov', 'policy_nll': 'loss/policy_nll'}
+
+
 class MPOLearner:
     """Owns networks, target networks, optimisers and Lagrange duals; ``step`` runs one update."""
 
+    name = 'mpo'
+    log_metrics = ('dual/temperature', 'kl/mean', 'kl/cov')
+
     def __init__(self, obs_dim: int, act_dim: int, mpo: MPOConfig | None = None,
                  network: NetworkConfig | None = None, seed: int = 0,
-                 device: str | torch.device = 'cpu') -> None:
+                 device: str | torch.device = 'cpu', replay: ReplayConfig | None = None
+                 ) -> None:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.cfg = mpo or MPOConfig()
         self.net_cfg = network or NetworkConfig()
+        self.network = self.net_cfg
+        replay = replay or ReplayConfig()
+        self.data = DataRequest(SEQUENCES, replay.batch_size, self.cfg.sequence_length)
         if self.cfg.per_dim_kl and self.net_cfg.covariance != 'diagonal':
             raise ValueError('per_dim_kl requires a diagonal policy')
         self.device = torch.device(device)
@@ -139,12 +160,20 @@ class MPOLearner:
         self.num_steps += 1
         if self.num_steps % self.cfg.target_update_period == 0:
             self.update_targets()
-        metrics = {'critic_loss': loss_critic.item(), 'policy_loss': m.loss_policy.item(),
-                   'q_target_mean': targets[mask > 0].mean().item(),
-                   'critic_grad_norm': critic_norm, 'policy_grad_norm': policy_norm,
-                   'step_time': time.perf_counter() - t0}
-        metrics.update({k: float(v) for k, v in {**e.stats, **m.stats}.items()})
+        metrics = {'loss/critic': loss_critic.item(), 'loss/policy': m.loss_policy.item(),
+                   'q/target_mean': targets[mask > 0].mean().item(),
+                   'grad/critic_norm': critic_norm, 'grad/policy_norm': policy_norm}
+        metrics.update({_LOSS_STATS[k]: float(v) for k, v in {**e.stats, **m.stats}.items()})
+        metrics['perf/step_time'] = time.perf_counter() - t0
         return metrics
+
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of the metrics :meth:`step` returns."""
+        return METRICS
+
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        """The online policy's parameters and observation statistics, for broadcasting."""
+        return self.policy.state_dict()
 
     def _clamp_duals(self) -> None:
         # Log-space Adam steps grow a multiplier exponentially while its KL stays above the
@@ -204,3 +233,10 @@ class MPOLearner:
     def temperature(self) -> float:
         """Current E-step temperature."""
         return float(self.log_temperature.detach().exp())
+
+
+@register('mpo')
+def build(obs_dim: int, act_dim: int, config: Config, seed: int = 0,
+          device: str | torch.device = 'cpu') -> MPOLearner:
+    """Registry factory: continuous-action MPO from the full configuration."""
+    return MPOLearner(obs_dim, act_dim, config.mpo, config.network, seed, device, config.replay)
