@@ -22,7 +22,7 @@ import torch
 
 from common import provenance, write_result
 from mpo_ros.core.config import MPOConfig, NetworkConfig
-from mpo_ros.core.learner import MPOLearner
+from mpo_ros.core.learners.mpo import MPOLearner
 from mpo_ros.core.replay import SequenceReplay
 
 OBS, ACT = 17, 6          # HalfCheetah/Walker2d-sized

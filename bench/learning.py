@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import provenance, RESULTS, write_result
-from mpo_ros.trainer import plot_curves
+from mpo_ros.progress import plot_curves
 
 ROOT = Path(__file__).resolve().parent.parent
 

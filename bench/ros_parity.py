@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from common import provenance, RESULTS, write_result
-from mpo_ros.trainer import plot_curves
+from mpo_ros.progress import plot_curves
 
 
 def _curve(run: Path) -> tuple[np.ndarray, np.ndarray]:

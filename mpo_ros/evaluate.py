@@ -18,7 +18,19 @@ from mpo_ros import envs
 from mpo_ros.core import checkpoint
 from mpo_ros.core.config import Config
 from mpo_ros.core.policy import Policy
-from mpo_ros.trainer import evaluate
+
+
+def evaluate(env: envs.Env, policy: Policy, episodes: int) -> list[float]:
+    """Return the episode returns of the deterministic (mean) policy."""
+    returns = []
+    for _ in range(episodes):
+        obs, total, done = env.reset(), 0.0, False
+        while not done:
+            step = env.step(policy.act(obs, deterministic=True).action)
+            total += step.reward
+            obs, done = step.observation, step.terminal or step.truncated
+        returns.append(total)
+    return returns
 
 
 def evaluate_checkpoint(path: str, episodes: int, seed: int = 20_000,
@@ -29,7 +41,8 @@ def evaluate_checkpoint(path: str, episodes: int, seed: int = 20_000,
     task = task or cfg.train.task
     env = envs.make(task, seed=seed)
     policy = Policy(env.spec.obs_dim, env.spec.act_dim, cfg.network)
-    policy.load_state(state['learner']['policy'])
+    # Checkpoints before the learner registry kept the policy only in the MPO learner's state.
+    policy.load_state(state['policy'] if 'policy' in state else state['learner']['policy'])
     returns = evaluate(env, policy, episodes)
     env.close()
     return {'checkpoint': str(path), 'task': task, 'env_steps': int(state['env_steps']),

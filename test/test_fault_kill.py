@@ -58,7 +58,7 @@ def overrides(out_dir):
         'learner.replay.min_size:=100', 'learner.replay.batch_size:=16',
         'learner.network.policy_hidden:=[32,32]', 'learner.network.critic_hidden:=[32,32]',
         'learner.mpo.num_action_samples:=8', 'learner.publish_every:=5',
-        f'learner.checkpoint_every:={CHECKPOINT_EVERY}', 'learner.checkpoint_keep:=3',
+        f'learner.checkpoint_every_updates:={CHECKPOINT_EVERY}', 'learner.checkpoint_keep:=3',
         'learner.stats_period_s:=0.5', 'learner.max_update_lag:=0.0',
         f'learner.out_dir:={out_dir}',
         *(['actor.safety.sensor_timeout_s:=0.5', 'actor.safety.timeout_action:=zero']

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.ros
 SMALL = ['learner.replay.min_size:=200', 'learner.replay.batch_size:=16',
          'learner.network.policy_hidden:=[32,32]', 'learner.network.critic_hidden:=[32,32]',
          'learner.mpo.num_action_samples:=8', 'learner.publish_every:=5',
-         'learner.checkpoint_every:=100000', 'learner.stats_period_s:=0.5',
+         'learner.checkpoint_every_updates:=100000', 'learner.stats_period_s:=0.5',
          'actor.eval_every:=1000', 'actor.eval_episodes:=1']
 
 

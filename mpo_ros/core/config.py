@@ -35,6 +35,13 @@ class ConfigError(ValueError):
     """A configuration value is out of range or inconsistent; the message names the field."""
 
 
+def check_algorithm(name: str, field_name: str) -> None:
+    """Raise ConfigError unless ``name`` is a registered learner."""
+    from mpo_ros.core import learners     # the registry imports this module: import late
+    if name not in learners.names():
+        raise ConfigError(f'{field_name}={name!r} is not one of {learners.names()}')
+
+
 def validate_fields(cfg: Any) -> None:
     """Check types, ranges and choices declared in field metadata."""
     for f in dataclasses.fields(cfg):
@@ -149,6 +156,7 @@ class TrainConfig:
     """In-process training loop settings."""
 
     task: str = opt('gym:Pendulum-v1', 'task id: gym:<Id>, dmc:<domain>-<task>, manip:<name>')
+    algorithm: str = opt('mpo', 'learning algorithm, by its registry name')
     steps: int = opt(50_000, 'environment steps', (1, 10 ** 10))
     seed: int = opt(0, 'random seed', (0, 2 ** 31 - 1))
     updates_per_step: float = opt(1.0, 'learner updates per environment step (replay ratio)',
@@ -157,13 +165,15 @@ class TrainConfig:
                           (1, 10 ** 10))
     eval_episodes: int = opt(5, 'episodes per evaluation', (1, 1000))
     final_eval_episodes: int = opt(10, 'episodes of the final evaluation', (1, 1000))
-    checkpoint_every: int = opt(25_000, 'environment steps between checkpoints', (1, 10 ** 10))
+    checkpoint_every_steps: int = opt(25_000, 'environment steps between checkpoints',
+                                      (1, 10 ** 10))
     torch_threads: int = opt(1, 'torch intra-op threads (the machine is shared)', (1, 256))
     device: str = opt('cpu', 'torch device for the learner (cpu, cuda)')
 
     def __post_init__(self) -> None:
         """Validate."""
         validate_fields(self)
+        check_algorithm(self.algorithm, 'TrainConfig.algorithm')
 
 
 @dataclass

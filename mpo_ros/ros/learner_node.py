@@ -1,14 +1,20 @@
 """
-Learner node: replay + MPO updates in a thread, versioned weights out.
+Learner node: a buffer + the learner chosen by ``algorithm`` in a thread, versioned weights out.
+
+The learner comes from the registry (:mod:`mpo_ros.core.learners`, ``algorithm`` default
+``mpo``) and is reached only through the ``Learner`` protocol: this node never names an
+algorithm or one of its metrics.
 
 - subscribes ``trajectories`` (Trajectory from any number of actors). Each message is validated
   (sizes, NaN / inf, flags, per-actor sequence numbers: duplicates and out-of-order chunks are
   rejected with a logged reason; a gap starts a new replay stream so no sequence spans lost
   data) and stored with :meth:`SequenceReplay.add_chunk`, one stream per actor;
-- a training thread runs :meth:`MPOLearner.step` at ``updates_per_step`` updates per received
-  environment step once the replay holds ``replay.min_size`` transitions;
+- a training thread runs ``Learner.step`` at ``updates_per_step`` updates per received
+  environment step once the replay holds ``replay.min_size`` transitions
+  (:class:`~mpo_ros.core.schedule.ReplayRatio`);
 - publishes ``~/policy_weights`` (PolicyWeights, latched; version 0 at start, +1 every
-  ``publish_every`` updates), ``~/stats`` (LearnerStats every ``stats_period_s``) and
+  ``publish_every`` updates), ``~/stats`` (LearnerStats every ``stats_period_s``, with the
+  learner's own metrics as ``metric_names`` / ``metric_values``) and
   ``~/step_budget`` (std_msgs/Int64, latched: the number of environment steps actors may send
   before the learner falls more than ``max_update_lag`` updates behind; -1 = unlimited);
 - subscribes ``evaluation`` (the actors' ``[env_steps, mean, std, episodes]``) and writes
@@ -16,9 +22,10 @@ Learner node: replay + MPO updates in a thread, versioned weights out.
   ``max_env_steps`` stops storing steps there, lifts the step budget so actors can finish
   their episode and evaluate, and ends itself after that final evaluation (writing
   ``summary.json``);
-- checkpoints everything (networks, targets, optimisers, temperature and multipliers, replay,
-  counters, RNG states) atomically every ``checkpoint_every`` updates and on SIGINT / SIGTERM
-  into ``checkpoint_dir`` as ``checkpoint_<updates>.pt``, keeping the newest
+- checkpoints everything (the learner's full state: for MPO networks, targets, optimisers,
+  temperature and multipliers; the buffer, the replay-ratio schedule, counters, RNG states)
+  atomically every ``checkpoint_every_updates`` updates and on SIGINT / SIGTERM into
+  ``checkpoint_dir`` as ``checkpoint_<updates>.pt``, keeping the newest
   ``checkpoint_keep`` (``out_dir/checkpoint.pt`` is a hard link to the newest), and on start
   resumes from the newest one that loads (a corrupt or truncated file is skipped with the
   reason logged; ``resume: false`` starts fresh). A resumed learner's first policy version is
@@ -30,7 +37,6 @@ Learner node: replay + MPO updates in a thread, versioned weights out.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 import json
 from pathlib import Path
@@ -43,17 +49,17 @@ from typing import Any
 
 from mpo_ros import envs
 from mpo_ros.core import checkpoint
-from mpo_ros.core.config import opt, validate_fields, Config, ConfigError, MPOConfig
-from mpo_ros.core.config import NetworkConfig, ReplayConfig, TrainConfig
-from mpo_ros.core.learners.mpo import MPOLearner
+from mpo_ros.core import learners
+from mpo_ros.core.config import check_algorithm, Config, ConfigError, MPOConfig
+from mpo_ros.core.config import NetworkConfig, opt, ReplayConfig, TrainConfig, validate_fields
 from mpo_ros.core.policy import flatten_state
-from mpo_ros.core.replay import SequenceReplay
+from mpo_ros.core.schedule import ReplayRatio
 from mpo_ros.core.streams import chunk_fingerprint, StreamAssigner, TrajectoryChunk
 from mpo_ros.ros import arm
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
 from mpo_ros.ros.parameters import declare_config, ParameterError
-from mpo_ros.trainer import CSV_FIELDS, plot_learning_curve, window_means
+from mpo_ros.progress import format_row, ProgressLog, window_means
 from mpo_ros_interfaces.msg import LearnerStats, PolicyWeights, Trajectory
 import numpy as np
 from rclpy.node import Node
@@ -66,6 +72,7 @@ class LearnerNodeConfig:
     """Learner node parameters (network / mpo / replay come from the core dataclasses)."""
 
     task: str = opt('gym:Pendulum-v1', 'task id (observation and action sizes come from it)')
+    algorithm: str = opt('mpo', 'learning algorithm, by its registry name')
     seed: int = opt(0, 'learner and replay seed', (0, 2 ** 31 - 1))
     updates_per_step: float = opt(1.0, 'learner updates per received environment step',
                                   (0.0, 100.0))
@@ -77,7 +84,7 @@ class LearnerNodeConfig:
     max_update_lag: float = opt(50.0, 'updates the learner may fall behind before actors '
                                 'wait (0: never wait)', (0.0, 1e9))
     stats_period_s: float = opt(2.0, 'seconds between LearnerStats messages', (0.05, 3600.0))
-    checkpoint_every: int = opt(5000, 'updates between checkpoints', (1, 10 ** 12))
+    checkpoint_every_updates: int = opt(5000, 'updates between checkpoints', (1, 10 ** 12))
     out_dir: str = opt('runs/ros', 'directory for progress.csv, learning curve, summary')
     checkpoint_dir: str = opt('', 'directory of checkpoint_<updates>.pt files (empty: '
                               '<out_dir>/checkpoints)')
@@ -98,6 +105,7 @@ class LearnerNodeConfig:
     def __post_init__(self) -> None:
         """Validate."""
         validate_fields(self)
+        check_algorithm(self.algorithm, 'algorithm')
 
 
 # ~/counters layout (std_msgs/Float64MultiArray, labelled): chunk counts since the first start
@@ -130,7 +138,8 @@ class LearnerNode(Node):
         try:
             self.config = Config(network=cfg['network.'], mpo=cfg['mpo.'],
                                  replay=cfg['replay.'],
-                                 train=TrainConfig(task=c.task, seed=c.seed,
+                                 train=TrainConfig(task=c.task, algorithm=c.algorithm,
+                                                   seed=c.seed,
                                                    updates_per_step=c.updates_per_step,
                                                    torch_threads=c.torch_threads,
                                                    device=c.device))
@@ -148,17 +157,19 @@ class LearnerNode(Node):
         except ValueError as exc:
             raise common.StartupError(f"invalid parameter 'joints': {exc}") from exc
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.learner = MPOLearner(obs_dim, act_dim, self.config.mpo, self.config.network,
-                                  seed=c.seed, device=c.device)
-        self.replay = SequenceReplay(obs_dim, act_dim, self.config.replay.capacity, seed=c.seed)
-        self.config_json = conv.network_json(obs_dim, act_dim, self.config.network)
+        self.learner = learners.make(c.algorithm, obs_dim, act_dim, self.config, seed=c.seed,
+                                     device=c.device)
+        self.replay = learners.make_buffer(self.learner.data, obs_dim, act_dim,
+                                           self.config.replay.capacity, seed=c.seed)
+        self.schedule = ReplayRatio(c.updates_per_step, self.config.replay.min_size,
+                                    c.max_update_debt, c.max_update_lag)
+        self.config_json = conv.network_json(obs_dim, act_dim, self.learner.network)
         self.out = Path(c.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir = Path(c.checkpoint_dir) if c.checkpoint_dir else self.out / 'checkpoints'
         self.ckpt_path = self.out / 'checkpoint.pt'      # hard link to the newest checkpoint
         self.env_steps = 0
         self.version = 0
-        self.rows: list[dict] = []
         self.train_returns: list[float] = []
         self.counters = dict.fromkeys(COUNTERS[:3], 0)
         self.resumed_from: Path | None = None
@@ -177,10 +188,9 @@ class LearnerNode(Node):
                                  common.RELIABLE)
         self.create_subscription(Float64MultiArray, 'evaluation', self._on_evaluation,
                                  common.RELIABLE)
-        self.csv_file = open(self.out / 'progress.csv', 'a' if self.rows else 'w', newline='')
-        self.writer = csv.DictWriter(self.csv_file, fieldnames=CSV_FIELDS)
-        if not self.rows:
-            self.writer.writeheader()
+        self.progress = ProgressLog(self.out, self.learner.metric_names(),
+                                    f'{c.algorithm} on {c.task} (ROS)',
+                                    resume=self.resumed_from is not None)
         self.start = time.perf_counter()
         self.done = False
         self.exit_code = 0
@@ -191,10 +201,11 @@ class LearnerNode(Node):
         self._publish_budget()
         self.thread = threading.Thread(target=self._train_loop, name='mpo-learner', daemon=True)
         self.get_logger().info(
-            f'{c.task}: obs {obs_dim}, act {act_dim}; {c.updates_per_step} updates/step after '
-            f'{self.config.replay.min_size} steps, batch {self.config.replay.batch_size} x '
-            f'{self.config.mpo.sequence_length}; weights every {c.publish_every} updates; '
-            f'checkpoints every {c.checkpoint_every} updates in {self.ckpt_dir}; '
+            f'{c.algorithm} on {c.task}: obs {obs_dim}, act {act_dim}; {c.updates_per_step} '
+            f'updates/step after '
+            f'{self.config.replay.min_size} steps, batch {self.learner.data.batch_size} x '
+            f'{self.learner.data.sequence_length}; weights every {c.publish_every} updates; '
+            f'checkpoints every {c.checkpoint_every_updates} updates in {self.ckpt_dir}; '
             f'output {self.out}')
         if c.max_env_steps and self.env_steps >= c.max_env_steps and self.resumed_from:
             self.get_logger().info(
@@ -216,6 +227,12 @@ class LearnerNode(Node):
         if path is None:
             log.info(f'no checkpoint in {self.ckpt_dir}: starting fresh')
             return
+        saved = state.get('algorithm', 'mpo')     # checkpoints before the registry: MPO
+        if saved != self.cfg.algorithm:
+            raise common.StartupError(
+                f'checkpoint {path} was written by algorithm {saved!r}, not '
+                f"{self.cfg.algorithm!r}; use algorithm:={saved}, another 'checkpoint_dir', or "
+                "'resume:=false'")
         try:
             self.learner.load_state_dict(state['learner'])
             self.replay.load_state_dict(state['replay'])
@@ -228,18 +245,17 @@ class LearnerNode(Node):
             torch.set_rng_state(state['torch_rng'])
         self.env_steps = int(state['env_steps'])
         # Versions only grow: after a crash the old process may have published up to
-        # ceil(checkpoint_every / publish_every) versions past the checkpoint.
+        # ceil(checkpoint_every_updates / publish_every) versions past the checkpoint.
         saved = int(state.get('policy_version', 0))
+        every = state.get('checkpoint_every_updates', state.get('checkpoint_every', 0))
         unseen = 0 if state.get('clean_shutdown', False) else -(
-            -int(state.get('checkpoint_every', 0)) // max(1, int(state.get('publish_every', 1))))
+            -int(every) // max(1, int(state.get('publish_every', 1))))
         self.version = saved + unseen + 1
         self.train_returns = [float(x) for x in state.get('train_returns', [])]
         self.counters.update({k: int(v) for k, v in state.get('counters', {}).items()
                               if k in self.counters})
-        progress = self.out / 'progress.csv'
-        if progress.exists():
-            with open(progress) as f:
-                self.rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        if 'schedule' in state:
+            self.schedule.load_state_dict(state['schedule'])
         self.resumed_from = path
         log.info(f'resumed from {path}: {self.learner.num_steps} updates, {self.env_steps} env '
                  f'steps, {len(self.replay)} stored, policy version {self.version}')
@@ -258,9 +274,11 @@ class LearnerNode(Node):
     def _save(self, clean_shutdown: bool = False) -> Path:
         """Write a checkpoint of everything (see the module docstring); return its path."""
         state = {'config': self.config.to_dict(), 'env_steps': self.env_steps,
+                 'algorithm': self.learner.name, 'policy': self.learner.policy_state(),
                  'learner': self.learner.state_dict(), 'replay': self.replay.state_dict(),
+                 'schedule': self.schedule.state_dict(),
                  'policy_version': self.version, 'clean_shutdown': clean_shutdown,
-                 'checkpoint_every': self.cfg.checkpoint_every,
+                 'checkpoint_every_updates': self.cfg.checkpoint_every_updates,
                  'publish_every': self.cfg.publish_every, 'torch_rng': torch.get_rng_state(),
                  'train_returns': [float(x) for x in self.train_returns],
                  'counters': dict(self.counters)}
@@ -322,42 +340,34 @@ class LearnerNode(Node):
 
     # ------------------------------------------------------------ publishing (any thread)
     def _publish_weights(self) -> None:
-        flat = flatten_state(self.learner.policy.state_dict())
+        flat = flatten_state(self.learner.policy_state())
         msg = conv.weights_msg(flat, self.version, self.learner.num_steps, self.config_json)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_weights.publish(msg)
 
-    def _budget(self) -> int:
-        c, ratio = self.cfg, self.cfg.updates_per_step
-        if c.max_update_lag <= 0 or ratio <= 0:
-            budget = -1
-        else:
-            budget = self.config.replay.min_size + int(
-                (self.learner.num_steps + c.max_update_lag) / ratio)
-        if c.max_env_steps and self.env_steps >= c.max_env_steps:
-            budget = -1     # collection is over: let actors finish their episode and evaluate
-        return budget
+    def _collection_over(self) -> bool:
+        return bool(self.cfg.max_env_steps and self.env_steps >= self.cfg.max_env_steps)
 
     def _publish_budget(self) -> None:
-        budget = self._budget()
+        # After max_env_steps actors may finish their episode and evaluate freely.
+        budget = self.schedule.step_budget(self.learner.num_steps, self._collection_over())
         if budget != self._last_budget:
             self.pub_budget.publish(Int64(data=budget))
             self._last_budget = budget
 
     def _publish_stats(self, window: list[dict], window_s: float) -> None:
-        means = window_means(window)
+        names = self.learner.metric_names()
+        means = window_means(window, names)
         msg = LearnerStats()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.learner_step = self.learner.num_steps
         msg.env_steps = self.env_steps
         msg.updates_per_second = len(window) / max(window_s, 1e-9)
         msg.replay_size = len(self.replay)
-        msg.critic_loss, msg.policy_loss = means['critic_loss'], means['policy_loss']
-        msg.temperature = self.learner.temperature
-        msg.kl_mean, msg.kl_cov = means['kl_mean'], means['kl_cov']
-        msg.eta_mean, msg.eta_cov = means['alpha_mean'], means['alpha_cov']
-        msg.mean_q = means['q_mean']
         msg.policy_version = self.version
+        msg.algorithm = self.learner.name
+        msg.metric_names = list(names)
+        msg.metric_values = [means[k] for k in names]
         self.pub_stats.publish(msg)
         self.pub_counters.publish(conv.vector_msg([float(x) for x in self._counter_values()],
                                                   ','.join(COUNTERS)))
@@ -368,8 +378,8 @@ class LearnerNode(Node):
 
     # ------------------------------------------------------------ training thread
     def _store(self, stream: int, chunk: TrajectoryChunk) -> float:
-        """Add a chunk to replay; return the updates it makes due."""
-        if self.cfg.max_env_steps and self.env_steps >= self.cfg.max_env_steps:
+        """Add a chunk to replay; return the owed updates the debt cap skipped."""
+        if self._collection_over():
             return 0.0      # steps after max_env_steps (actors finishing an episode) are dropped
         t = chunk.actions.shape[0]
         ends = np.zeros(t, bool)
@@ -379,28 +389,20 @@ class LearnerNode(Node):
                               chunk.discounts == 0.0, ends, chunk.log_probs, stream)
         self.learner.observe(chunk.observations[:-1])
         self.env_steps += t
-        min_size = self.config.replay.min_size
-        eligible = t if before >= min_size else max(0, len(self.replay) - min_size + 1)
-        return eligible * self.cfg.updates_per_step
+        return self.schedule.stored(before, len(self.replay), t)
 
     def _record(self, steps: int, result: tuple, window: list[dict], window_s: float) -> None:
         mean, std, episodes = result
         recent = self.train_returns[-10:]
-        row = {'env_steps': steps, 'episodes': len(self.train_returns), 'eval_return': mean,
-               'eval_return_std': std,
-               'train_return': float(np.mean(recent)) if recent else float('nan'),
-               'wall_time': time.perf_counter() - self.start, 'updates': self.learner.num_steps,
-               'updates_per_s': len(window) / max(window_s, 1e-9), **window_means(window)}
-        self.writer.writerow(row)
-        self.csv_file.flush()
-        self.rows.append(row)
-        plot_learning_curve(self.rows, self.out / 'learning_curve.png',
-                            f'{self.cfg.task} (ROS)')
-        self.get_logger().info(
-            f"steps {steps:>8d} | episodes {row['episodes']:>5d} | eval {mean:9.1f} ± "
-            f"{std:6.1f} | train {row['train_return']:9.1f} | upd/s "
-            f"{row['updates_per_s']:6.1f} | updates {self.learner.num_steps} | policy v"
-            f"{self.version} | T {self.learner.temperature:.3g} | {row['wall_time']:6.0f}s")
+        row = self.progress.record({
+            'env_steps': steps, 'episodes': len(self.train_returns), 'eval_return': mean,
+            'eval_return_std': std,
+            'train_return': float(np.mean(recent)) if recent else float('nan'),
+            'wall_time': time.perf_counter() - self.start, 'updates': self.learner.num_steps,
+            'updates_per_s': len(window) / max(window_s, 1e-9)}, window)
+        self.progress.plot()
+        self.get_logger().info(f'{format_row(row, self.learner.log_metrics)} | policy v'
+                               f'{self.version}')
 
     def _train_loop(self) -> None:
         try:
@@ -415,24 +417,20 @@ class LearnerNode(Node):
 
     def _train(self) -> None:
         c = self.cfg
-        due = 0.0
-        self.updates_skipped = 0.0
         stats_window: list[dict] = []
         eval_window: list[dict] = []
         stats_t = eval_t = time.perf_counter()
         final_eval_seen, reached_at = False, None
         while not self._stop.is_set() and self.context.ok():
             try:
-                item = self.inbox.get(timeout=0.05) if due < 1.0 else self.inbox.get_nowait()
+                item = self.inbox.get_nowait() if self.schedule.ready() else \
+                    self.inbox.get(timeout=0.05)
                 while True:                                   # drain everything received
                     kind, a, b = item
                     if kind == 'chunk':
-                        due += self._store(a, b)
-                        if c.max_update_debt and due > c.max_update_debt:
-                            self.updates_skipped += due - c.max_update_debt
-                            due = float(c.max_update_debt)
+                        if self._store(a, b):
                             self._warn('debt', 'the learner cannot keep up with unthrottled '
-                                       f'actors: {self.updates_skipped:.0f} updates skipped '
+                                       f'actors: {self.schedule.skipped:.0f} updates skipped '
                                        'so far (replay ratio below updates_per_step)')
                     else:
                         now = time.perf_counter()
@@ -444,24 +442,22 @@ class LearnerNode(Node):
                     item = self.inbox.get_nowait()
             except queue.Empty:
                 pass
-            if due >= 1.0:
-                batch = self.replay.sample(self.config.replay.batch_size,
-                                           self.config.mpo.sequence_length)
-                metrics = self.learner.step(batch)
+            if self.schedule.ready():
+                metrics = self.learner.step(self.replay.sample())
                 stats_window.append(metrics)
                 eval_window.append(metrics)
-                due -= 1.0
+                self.schedule.take()
                 if self.learner.num_steps % c.publish_every == 0:
                     self.version += 1
                     self._publish_weights()
-                if self.learner.num_steps % c.checkpoint_every == 0:
+                if self.learner.num_steps % c.checkpoint_every_updates == 0:
                     self._save()
             self._publish_budget()
             now = time.perf_counter()
             if now - stats_t >= c.stats_period_s:
                 self._publish_stats(stats_window, now - stats_t)
                 stats_window, stats_t = [], now
-            if c.max_env_steps and self.env_steps >= c.max_env_steps and due < 1.0:
+            if self._collection_over() and not self.schedule.ready():
                 reached_at = reached_at or now
                 if final_eval_seen or now - reached_at > c.final_eval_timeout_s:
                     self._finish()
@@ -470,8 +466,9 @@ class LearnerNode(Node):
     def _finish(self) -> None:
         """Write checkpoint, curve and summary, then end the node (max_env_steps reached)."""
         self._save()
-        last = self.rows[-1] if self.rows else {}
-        summary = {'task': self.cfg.task, 'seed': self.cfg.seed, 'env_steps': self.env_steps,
+        last = self.progress.rows[-1] if self.progress.rows else {}
+        summary = {'task': self.cfg.task, 'algorithm': self.cfg.algorithm, 'seed': self.cfg.seed,
+                   'env_steps': self.env_steps,
                    'final_eval_return': last.get('eval_return'),
                    'final_eval_return_std': last.get('eval_return_std'),
                    'updates': self.learner.num_steps, 'policy_version': self.version,
@@ -493,10 +490,9 @@ class LearnerNode(Node):
         if not getattr(self, '_saved_on_finish', False):
             path = self._save(clean_shutdown=True)
             self.get_logger().info(f'checkpoint {path} written at shutdown')
-            if self.rows:
-                plot_learning_curve(self.rows, self.out / 'learning_curve.png',
-                                    f'{self.cfg.task} (ROS)')
-        self.csv_file.close()
+            if self.progress.rows:
+                self.progress.plot()
+        self.progress.close()
 
 
 def main(args: list[str] | None = None) -> int:
