@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from common import provenance, write_result
-from mpo_ros.core.config import MPOConfig, NetworkConfig
-from mpo_ros.core.learners.mpo import MPOLearner
+from mpo_ros.core import learners
+from mpo_ros.core.config import Config, MPOConfig, NetworkConfig
 from mpo_ros.core.replay import SequenceReplay
 
 OBS, ACT = 17, 6          # HalfCheetah/Walker2d-sized
@@ -44,9 +44,9 @@ def _replay(seed=0):
 def time_updates(batch_size, seq_len, covariance, samples, repeats):
     """Median seconds per learner step (sampling the batch included)."""
     replay = _replay()
-    learner = MPOLearner(OBS, ACT, MPOConfig(num_action_samples=samples,
-                                             sequence_length=seq_len),
-                         NetworkConfig(covariance=covariance))
+    learner = learners.make('mpo', OBS, ACT, Config(
+        mpo=MPOConfig(num_action_samples=samples, sequence_length=seq_len),
+        network=NetworkConfig(covariance=covariance)))
     for _ in range(5):
         learner.step(replay.sample(batch_size, seq_len))
     times = []

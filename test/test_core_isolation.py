@@ -17,7 +17,7 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Packages that must stay importable without ROS (see the architecture: ros -> core, never back).
-ROS_FREE_PACKAGES = ('mpo_ros.core', 'mpo_ros.envs')
+ROS_FREE_PACKAGES = ('mpo_ros.core', 'mpo_ros.envs', 'mpo_ros.robot')
 
 _CHECKER = textwrap.dedent('''\
     import importlib, json, pkgutil, sys
