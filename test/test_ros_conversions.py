@@ -130,34 +130,3 @@ def test_policy_weights_defects_are_rejected():
     with pytest.raises(ValueError, match='layout names differ'):
         Policy(3, 2, NetworkConfig(policy_hidden=(8, 8))).load_flat(
             conv.weights_from_msg(msg), 1)
-
-
-def test_learner_stream_assignment():
-    from mpo_ros.core.streams import StreamAssigner
-    streams = StreamAssigner(first_stream=5)
-    a, note = streams.assign('a', 0, True)
-    assert a.stream == 5 and note is None
-    b, _ = streams.assign('b', 3, False)               # joined late: accepted as is
-    assert b.stream == 6
-    assert streams.assign('a', 1, False)[0].stream == 5
-    rejected, reason = streams.assign('a', 1, False)
-    assert rejected is None and 'duplicated or out of order' in reason
-    assert streams.assign('a', 0, False)[0] is None    # out of order
-    gap, note = streams.assign('a', 4, False)           # 2 and 3 lost
-    assert gap.stream == 7 and '2 chunk(s) lost' in note
-    restart, _ = streams.assign('a', 0, True)           # the actor restarted
-    assert restart.stream == 8 and streams.assign('a', 1, False)[0].stream == 8
-
-
-def test_learner_stream_restart_vs_duplicate_by_fingerprint():
-    """A restarted actor (sequence 0 mid-episode) opens a stream; a repeated chunk 0 does not."""
-    from mpo_ros.core.streams import StreamAssigner
-    streams = StreamAssigner()
-    first, _ = streams.assign('a', 0, False, fingerprint=111)
-    assert first.stream == 0 and streams.assign('a', 1, False, fingerprint=222)[0] is not None
-    dup, reason = streams.assign('a', 0, False, fingerprint=111)
-    assert dup is None and 'duplicated or out of order' in reason
-    restarted, note = streams.assign('a', 0, False, fingerprint=333)
-    assert restarted.stream == 1 and 'restarted' in note
-    assert streams.assign('a', 3, False, fingerprint=444)[0].stream == 2
-    assert streams.lost == 2
