@@ -26,7 +26,6 @@ from mpo_ros.core import checkpoint
 from mpo_ros.core import learners
 from mpo_ros.core.config import Config, ConfigError
 from mpo_ros.core.policy import Policy
-from mpo_ros.core.schedule import ReplayRatio
 from mpo_ros.evaluate import evaluate
 from mpo_ros.progress import format_row, ProgressLog
 
@@ -96,7 +95,7 @@ def train(cfg: Config, out: Path, log=print) -> dict:
                             device=tc.device)
     replay = learners.make_buffer(learner.data, spec.obs_dim, spec.act_dim,
                                   cfg.replay.capacity, seed=tc.seed)
-    schedule = ReplayRatio(tc.updates_per_step, cfg.replay.min_size)
+    schedule = learners.make_schedule(learner.data, tc.updates_per_step, cfg.replay.min_size)
     policy = Policy(spec.obs_dim, spec.act_dim, learner.network, seed=tc.seed)
     policy.load_state(learner.policy_state())
     (out / 'config.yaml').write_text(yaml.safe_dump({'task': tc.task, **cfg.to_dict()}))

@@ -83,3 +83,51 @@ class ReplayRatio:
         """Restore :meth:`state_dict`."""
         self.due = float(state['due'])
         self.skipped = float(state['skipped'])
+
+
+class OnPolicyBatches:
+    """
+    One update per complete batch of the current policy's steps.
+
+    Nothing is owed before ``batch_size`` steps are stored, and the steps sent beyond the next
+    batch would be stale once the policy changes, so throttled actors may run only up to the
+    end of the batch they are filling.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        """``batch_size``: environment steps per update."""
+        if batch_size < 1:
+            raise ValueError('batch_size must be >= 1')
+        self.batch_size = int(batch_size)
+        self.due = 0.0
+        self.skipped = 0.0         # the interface of ReplayRatio: never anything to skip here
+
+    def stored(self, size_before: int, size_after: int, steps: int) -> float:
+        """One update is due once the buffer holds a batch; returns 0 (nothing is skipped)."""
+        self.due = 1.0 if size_after >= self.batch_size else 0.0
+        return 0.0
+
+    def learning(self, size: int) -> bool:
+        """On-policy learners update as soon as a batch is complete."""
+        return True
+
+    def ready(self) -> bool:
+        """Whether a batch is complete."""
+        return self.due >= 1.0
+
+    def take(self) -> None:
+        """The batch was consumed."""
+        self.due = 0.0
+
+    def step_budget(self, num_updates: int, collection_over: bool = False) -> int:
+        """Steps actors may have sent in total: up to the end of the batch being filled."""
+        return UNLIMITED if collection_over else (num_updates + 1) * self.batch_size
+
+    def state_dict(self) -> dict[str, float]:
+        """Whether an update is owed."""
+        return {'due': self.due, 'skipped': self.skipped}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.due = float(state['due'])
+        self.skipped = float(state['skipped'])

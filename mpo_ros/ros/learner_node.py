@@ -11,7 +11,9 @@ algorithm or one of its metrics.
   data) and stored with :meth:`SequenceReplay.add_chunk`, one stream per actor;
 - a training thread runs ``Learner.step`` at ``updates_per_step`` updates per received
   environment step once the replay holds ``replay.min_size`` transitions
-  (:class:`~mpo_ros.core.schedule.ReplayRatio`);
+  (:class:`~mpo_ros.core.schedule.ReplayRatio`). An on-policy learner instead updates once
+  per complete batch of steps of its current policy version: chunks of older versions are
+  dropped and counted (``chunks_stale``), and every update publishes a new version;
 - publishes ``~/policy_weights`` (PolicyWeights, latched; version 0 at start, +1 every
   ``publish_every`` updates), ``~/stats`` (LearnerStats every ``stats_period_s``, with the
   learner's own metrics as ``metric_names`` / ``metric_values``) and
@@ -53,9 +55,8 @@ from mpo_ros.core import learners
 from mpo_ros.core.config import check_algorithm, Config, ConfigError, MPOConfig
 from mpo_ros.core.config import NetworkConfig, opt, ReplayConfig, TrainConfig, validate_fields
 from mpo_ros.core.policy import flatten_state
-from mpo_ros.core.schedule import ReplayRatio
 from mpo_ros.core.streams import chunk_fingerprint, StreamAssigner, TrajectoryChunk
-from mpo_ros.ros import arm
+from mpo_ros.robot import arm
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
 from mpo_ros.ros.parameters import declare_config, ParameterError
@@ -98,9 +99,10 @@ class LearnerNodeConfig:
     torch_threads: int = opt(1, 'torch intra-op threads (the machine is shared)', (1, 256))
     device: str = opt('cpu', 'torch device (cpu, cuda)')
     task_definition: str = opt('', "the actors' task definition (sets the observation size; "
-                               "'': the task's own)", choices=arm.TASK_DEFINITIONS)
+                               "'': the task's own)", choices=arm.DEFINITION_CHOICES)
     joints: tuple[str, ...] = opt((), "the actors' controlled joints (with task_definition; "
                                   'empty: every actuated joint)')
+    command_in_observation: bool = opt(False, arm.COMMAND_IN_OBSERVATION_HELP)
 
     def __post_init__(self) -> None:
         """Validate."""
@@ -110,7 +112,8 @@ class LearnerNodeConfig:
 
 # ~/counters layout (std_msgs/Float64MultiArray, labelled): chunk counts since the first start
 # of this checkpoint_dir, then the current sizes.
-COUNTERS = ('chunks_stored', 'chunks_lost', 'chunks_rejected', 'replay_size', 'env_steps',
+COUNTERS = ('chunks_stored', 'chunks_lost', 'chunks_rejected', 'chunks_stale', 'replay_size',
+            'env_steps',
             'learner_step', 'policy_version')
 _CHECKPOINT_KEYS = ('config', 'env_steps', 'learner', 'replay')
 
@@ -153,7 +156,8 @@ class LearnerNode(Node):
         self.spec = env.spec
         env.close()
         try:
-            obs_dim, act_dim = arm.policy_dims(self.spec, c.task_definition, c.joints)
+            obs_dim, act_dim = arm.policy_dims(self.spec, c.task_definition, c.joints,
+                                               c.command_in_observation)
         except ValueError as exc:
             raise common.StartupError(f"invalid parameter 'joints': {exc}") from exc
         self.obs_dim, self.act_dim = obs_dim, act_dim
@@ -161,9 +165,12 @@ class LearnerNode(Node):
                                      device=c.device)
         self.replay = learners.make_buffer(self.learner.data, obs_dim, act_dim,
                                            self.config.replay.capacity, seed=c.seed)
-        self.schedule = ReplayRatio(c.updates_per_step, self.config.replay.min_size,
-                                    c.max_update_debt, c.max_update_lag)
+        self.schedule = learners.make_schedule(
+            self.learner.data, c.updates_per_step, self.config.replay.min_size,
+            c.max_update_debt, c.max_update_lag)
         self.config_json = conv.network_json(obs_dim, act_dim, self.learner.network)
+        # On-policy: every update publishes, and chunks of older versions are dropped.
+        self.on_policy = self.learner.data.kind == learners.ON_POLICY
         self.out = Path(c.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir = Path(c.checkpoint_dir) if c.checkpoint_dir else self.out / 'checkpoints'
@@ -171,7 +178,7 @@ class LearnerNode(Node):
         self.env_steps = 0
         self.version = 0
         self.train_returns: list[float] = []
-        self.counters = dict.fromkeys(COUNTERS[:3], 0)
+        self.counters = dict.fromkeys(COUNTERS[:4], 0)
         self.resumed_from: Path | None = None
         if c.resume:
             self._resume()
@@ -279,7 +286,7 @@ class LearnerNode(Node):
                  'schedule': self.schedule.state_dict(),
                  'policy_version': self.version, 'clean_shutdown': clean_shutdown,
                  'checkpoint_every_updates': self.cfg.checkpoint_every_updates,
-                 'publish_every': self.cfg.publish_every, 'torch_rng': torch.get_rng_state(),
+                 'publish_every': 1 if self.on_policy else self.cfg.publish_every, 'torch_rng': torch.get_rng_state(),
                  'train_returns': [float(x) for x in self.train_returns],
                  'counters': dict(self.counters)}
         return checkpoint.save_rotating(state, self.ckpt_dir, self.learner.num_steps,
@@ -319,7 +326,6 @@ class LearnerNode(Node):
             self._warn('seq', f'trajectory from {chunk.actor_id!r} rejected: {note}')
             return
         self.counters['chunks_lost'] += self.streams.lost - lost
-        self.counters['chunks_stored'] += 1
         if note:
             self._warn('gap', f'trajectory from {chunk.actor_id!r}: {note}')
         if chunk.episode_start:
@@ -373,12 +379,16 @@ class LearnerNode(Node):
                                                   ','.join(COUNTERS)))
 
     def _counter_values(self) -> list[int]:
-        return [*(self.counters[k] for k in COUNTERS[:3]), len(self.replay), self.env_steps,
+        return [*(self.counters[k] for k in COUNTERS[:4]), len(self.replay), self.env_steps,
                 self.learner.num_steps, self.version]
 
     # ------------------------------------------------------------ training thread
     def _store(self, stream: int, chunk: TrajectoryChunk) -> float:
-        """Add a chunk to replay; return the owed updates the debt cap skipped."""
+        """Add a chunk to the buffer; return the owed updates the debt cap skipped."""
+        if self.on_policy and chunk.policy_version != self.version:
+            self.counters['chunks_stale'] += 1    # an on-policy learner uses its own steps only
+            return 0.0
+        self.counters['chunks_stored'] += 1
         if self._collection_over():
             return 0.0      # steps after max_env_steps (actors finishing an episode) are dropped
         t = chunk.actions.shape[0]
@@ -447,7 +457,7 @@ class LearnerNode(Node):
                 stats_window.append(metrics)
                 eval_window.append(metrics)
                 self.schedule.take()
-                if self.learner.num_steps % c.publish_every == 0:
+                if self.on_policy or self.learner.num_steps % c.publish_every == 0:
                     self.version += 1
                     self._publish_weights()
                 if self.learner.num_steps % c.checkpoint_every_updates == 0:
@@ -473,7 +483,7 @@ class LearnerNode(Node):
                    'final_eval_return_std': last.get('eval_return_std'),
                    'updates': self.learner.num_steps, 'policy_version': self.version,
                    'wall_time_s': time.perf_counter() - self.start, 'pipeline': 'ros',
-                   **{k: v for k, v in zip(COUNTERS[:3], self._counter_values())}}
+                   **{k: v for k, v in zip(COUNTERS[:4], self._counter_values())}}
         (self.out / 'summary.json').write_text(json.dumps(summary, indent=2))
         self.get_logger().info(
             f'done: {self.env_steps} env steps, {self.learner.num_steps} updates, final eval '

@@ -13,9 +13,11 @@ from typing import Callable
 import torch
 
 from mpo_ros.core.config import Config, ConfigError
-from mpo_ros.core.learners.base import DataRequest, Learner, make_buffer
+from mpo_ros.core.learners.base import DataRequest, Learner, make_buffer, make_schedule
+from mpo_ros.core.learners.base import MODEL_ROLLOUTS, ON_POLICY, SEQUENCES
 
-__all__ = ['DataRequest', 'Learner', 'make', 'make_buffer', 'names', 'register']
+__all__ = ['DataRequest', 'Learner', 'make', 'make_buffer', 'make_schedule', 'names',
+           'register', 'MODEL_ROLLOUTS', 'ON_POLICY', 'SEQUENCES']
 
 Factory = Callable[[int, int, Config, int, 'str | torch.device'], Learner]
 _REGISTRY: dict[str, Factory] = {}

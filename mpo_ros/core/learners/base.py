@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from mpo_ros.core.config import NetworkConfig
+from mpo_ros.core.onpolicy import OnPolicyBuffer
 from mpo_ros.core.replay import SequenceReplay
+from mpo_ros.core.schedule import OnPolicyBatches, ReplayRatio
 
 #: Sequences of consecutive steps from a replay buffer, any behaviour policy (off-policy).
 SEQUENCES = 'sequences'
@@ -81,10 +83,32 @@ class Learner(Protocol):
 
 
 def make_buffer(request: DataRequest, obs_dim: int, act_dim: int, capacity: int,
-                seed: int) -> SequenceReplay:
-    """Build the data source a learner asks for; its ``sample()`` returns one step's batch."""
+                seed: int) -> SequenceReplay | OnPolicyBuffer:
+    """
+    Build the data source a learner asks for; its ``sample()`` returns one step's batch.
+
+    Both kinds take steps with the same ``add`` / ``add_chunk`` calls (one stream per actor)
+    and are checkpointed with ``state_dict`` / ``load_state_dict``.
+    """
     if request.kind == SEQUENCES:
         return SequenceReplay(obs_dim, act_dim, capacity, seed=seed,
                               batch_size=request.batch_size,
                               sequence_length=request.sequence_length)
+    if request.kind == ON_POLICY:
+        return OnPolicyBuffer(obs_dim, act_dim, request.batch_size)
     raise NotImplementedError(f'no buffer for data kind {request.kind!r} yet')
+
+
+def make_schedule(request: DataRequest, updates_per_step: float, min_size: int,
+                  max_update_debt: float = 0.0, max_update_lag: float = 0.0
+                  ) -> ReplayRatio | OnPolicyBatches:
+    """
+    When to update for the data a learner asks for.
+
+    Off-policy (sequences): the replay ratio ``updates_per_step`` after ``min_size`` steps,
+    with the debt cap and actors' lag. On-policy: one update per complete batch (the ratio
+    settings do not apply).
+    """
+    if request.kind == ON_POLICY:
+        return OnPolicyBatches(request.batch_size)
+    return ReplayRatio(updates_per_step, min_size, max_update_debt, max_update_lag)
