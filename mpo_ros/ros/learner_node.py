@@ -286,7 +286,8 @@ class LearnerNode(Node):
                  'schedule': self.schedule.state_dict(),
                  'policy_version': self.version, 'clean_shutdown': clean_shutdown,
                  'checkpoint_every_updates': self.cfg.checkpoint_every_updates,
-                 'publish_every': 1 if self.on_policy else self.cfg.publish_every, 'torch_rng': torch.get_rng_state(),
+                 'publish_every': 1 if self.on_policy else self.cfg.publish_every,
+                 'torch_rng': torch.get_rng_state(),
                  'train_returns': [float(x) for x in self.train_returns],
                  'counters': dict(self.counters)}
         return checkpoint.save_rotating(state, self.ckpt_dir, self.learner.num_steps,
