@@ -40,7 +40,7 @@ def _actor_has_watchdog():
     """Whether the actor declares the stale-sensor watchdog parameters."""
     import dataclasses
     try:
-        from mpo_ros.ros import arm
+        from mpo_ros.robot import arm
         return 'sensor_timeout_s' in {f.name for f in dataclasses.fields(arm.SafetyConfig)}
     except (ImportError, AttributeError):
         return False

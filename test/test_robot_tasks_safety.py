@@ -1,9 +1,9 @@
-"""Task definitions (actor-side reward) and the command safety filter, against hand values."""
+"""Task definitions (actor-side reward) and the safety filter of the robot layer, by hand."""
 
 import math
 
-from mpo_ros.core.safety import SafetyFilter, SafetyLimits
-from mpo_ros.core.tasks import make_task_definition, ReachTask, SensorFrame, tolerance
+from mpo_ros.robot.safety import SafetyFilter, SafetyLimits
+from mpo_ros.robot.tasks import make_task_definition, ReachTask, SensorFrame, tolerance
 import numpy as np
 import pytest
 

@@ -113,7 +113,7 @@ def test_velocity_rate_and_position_limits_on_policy_commands(tmp_path, observer
                  frozen=True)
     act = actor(tmp_path, wait_for_weights='false', **{
         'reset.service': "''", 'safety.max_velocity': yaml_list([0.2] * 6),
-        'safety.max_delta': 0.05, 'network.init_std': 1.0})
+        'safety.max_delta': 0.05, 'command_in_observation': 'true', 'network.init_std': 1.0})
     try:
         assert observer.spin_until(lambda: len(observer.commands) >= 150, 90.0), \
             act.all_logs() + drv.all_logs()

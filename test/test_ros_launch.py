@@ -197,8 +197,8 @@ def test_module_level_names_are_sim_train():
 def _sections():
     """Return {node name: {prefix: dataclass}}, as the nodes pass them to declare_config."""
     from mpo_ros.core.config import MPOConfig, NetworkConfig, ReplayConfig
-    from mpo_ros.ros import arm
-    from mpo_ros.ros.actor_node import ActorConfig
+    from mpo_ros.robot import arm
+    from mpo_ros.robot.arm import ActorConfig
     from mpo_ros.ros.bridge_node import BridgeConfig
     from mpo_ros.ros.learner_node import LearnerNodeConfig
     return {
@@ -271,13 +271,16 @@ def test_every_yaml_key_is_a_declared_parameter_of_its_node(name):
 @pytest.mark.ros
 def test_real_arm_yaml_fits_the_arm_and_the_remaps():
     from mpo_ros import envs
-    from mpo_ros.ros import arm
-    from mpo_ros.ros.actor_node import ActorConfig
+    from mpo_ros.robot import arm
+    from mpo_ros.robot.arm import ActorConfig
     actor, learner = load_yaml('real_arm')['actor'], load_yaml('real_arm')['learner']
     assert actor['task_definition'] == learner['task_definition'] == 'reach'
     assert actor['joints'] == learner['joints'] and len(actor['joints']) == 6
     assert actor['reset.mode'] == 'home' and actor['reset.service'] == ''
     assert actor['throttle'] is False and actor['safety.sensor_timeout_s'] == 0.2
+    # The rate limit makes the previous command part of the state, on both nodes.
+    assert actor['safety.max_delta'] > 0
+    assert actor['command_in_observation'] is learner['command_in_observation'] is True
     assert actor.get('use_sim_time') is False and learner.get('use_sim_time') is False
     assert learner['out_dir'] == 'runs/real_arm'
     # The remapping rules match the actor's topic names, so the YAML must keep the defaults.
@@ -298,6 +301,25 @@ def test_real_arm_yaml_fits_the_arm_and_the_remaps():
 
 
 # ------------------------------------------------------------------ real processes
+@pytest.mark.parametrize('name', PIPELINES)
+def test_actor_and_learner_agree_on_the_policy_sizes(name):
+    """The shared parameters (task definition, joints, command in the observation) match."""
+    values, extra = launcher.parse([], name)
+    assert pipeline.shared_parameter_conflicts(launcher.node_params(values['config'],
+                                                                    extra)) == []
+
+
+def test_launcher_refuses_actor_and_learner_that_disagree(capsys):
+    code = launcher.main(['real_arm', 'learner.command_in_observation:=false'])
+    assert code == 2
+    assert 'command_in_observation: actor True, learner False' in capsys.readouterr().err
+    assert pipeline.shared_parameter_conflicts(
+        {'actor': {'joints': ['a', 'b']}, 'learner': {'joints': ('a', 'b')}}) == []
+    assert pipeline.shared_parameter_conflicts(
+        {'actor': {'task_definition': 'reach'}, 'learner': {}}) == [
+        "task_definition: actor 'reach', learner ''"]
+
+
 @pytest.mark.ros
 def test_real_arm_starts_actor_and_learner_and_stops_cleanly(tmp_path):
     """``mpo-ros-launch real_arm`` with no driver: both nodes start, SIGINT stops them (0)."""

@@ -106,15 +106,33 @@ class Policy:
         self.net.load_state_dict(unflatten_state(flat, self.net.state_dict()))
         self.version = version
 
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> Action:
-        """Sample (or take the mean of) the action distribution at ``obs`` [O]."""
+    def _observation(self, obs: np.ndarray) -> torch.Tensor:
+        """Check one observation [O] (ValueError on a wrong size or NaN / inf)."""
         obs = np.asarray(obs, dtype=np.float32)
         if obs.shape != (self.obs_dim,):
             raise ValueError(f'observation has shape {obs.shape}, expected ({self.obs_dim},)')
         if not np.isfinite(obs).all():
             raise ValueError('observation contains NaN or inf')
-        dist = self.net(torch.from_numpy(obs))
+        return torch.from_numpy(obs)
+
+    @torch.no_grad()
+    def log_prob(self, obs: np.ndarray, action: np.ndarray) -> float:
+        """
+        Return log pi(action | obs) for a normalised, unclipped action [D].
+
+        An actor whose safety layer changed a command stores the executed action with this
+        log-probability, so replay holds what the robot did and how likely the policy was to
+        do it.
+        """
+        act = np.asarray(action, dtype=np.float32)
+        if act.shape != (self.act_dim,) or not np.isfinite(act).all():
+            raise ValueError(f'action must be {self.act_dim} finite values, got {act!r}')
+        return float(self.net(self._observation(obs)).log_prob(torch.from_numpy(act)))
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> Action:
+        """Sample (or take the mean of) the action distribution at ``obs`` [O]."""
+        dist = self.net(self._observation(obs))
         raw = dist.mean if deterministic else dist.sample(generator=self.generator)
         return Action(action=raw.clamp(-1.0, 1.0).numpy(), raw=raw.numpy(),
                       mean=dist.mean.numpy(), stddev=dist.stddev.numpy(),

@@ -1,8 +1,8 @@
 """
-Configuration of the actor's sensor path, shared with the learner.
+Configuration of the actor and its robot side, shared with the learner.
 
-Which joints the policy drives, what it observes, how episodes reset and what the safety
-layer allows.
+Which joints the policy drives, what it observes (and so the policy's sizes, which the learner
+must agree on), how episodes reset and what the safety layer allows.
 
 Plain Python and numpy (no rclpy), so the learner, the launchers and tests can import it.
 """
@@ -12,12 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpo_ros.core.config import opt, validate_fields
-from mpo_ros.core.safety import SafetyLimits
-from mpo_ros.core.tasks import make_task_definition, ReachTask
 from mpo_ros.envs import EnvSpec
+from mpo_ros.robot.safety import SafetyLimits
+from mpo_ros.robot.tasks import make_task_definition, ReachTask, TASK_DEFINITIONS
 import numpy as np
 
-TASK_DEFINITIONS = ('', 'reach')
+# Values of the ``task_definition`` parameter: '' (the bridge's task/step record) or a key of
+# tasks.TASK_DEFINITIONS, where the definitions are listed.
+DEFINITION_CHOICES = ('', *TASK_DEFINITIONS)
+
+# The forward command controller topic of a ros2_control velocity interface.
+DEFAULT_COMMAND_TOPIC = 'joint_velocity_controller/commands'
+
+COMMAND_IN_OBSERVATION_HELP = (
+    'append the previous executed command (normalised to [-1, 1]) to the observation; needed '
+    'with safety.max_delta > 0, whose rate limit makes the executed action depend on it. Set '
+    'it alike on actor and learner (it changes the observation size)')
 
 
 @dataclass
@@ -56,7 +66,7 @@ class ResetConfig:
 
 @dataclass
 class SafetyConfig:
-    """Actor safety layer (see :mod:`mpo_ros.core.safety`)."""
+    """Actor safety layer (see :mod:`mpo_ros.robot.safety`)."""
 
     max_velocity: tuple[float, ...] = opt((), 'speed limit per controlled joint (empty: the '
                                           "task's actuator limits)", (1e-9, 1e9))
@@ -74,6 +84,42 @@ class SafetyConfig:
                               'hold (publish nothing; the driver holds the last command)',
                               choices=('zero', 'hold'))
     e_stop_topic: str = opt('e_stop', 'std_msgs/Bool: true latches zero commands until false')
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        validate_fields(self)
+
+
+@dataclass
+class ActorConfig:
+    """Actor node parameters (the robot layer reads most of them; see actor_node)."""
+
+    task: str = opt('gym:Pendulum-v1', 'task id (sizes and actuator limits come from it)')
+    seed: int = opt(0, 'policy sampling seed', (0, 2 ** 31 - 1))
+    actor_id: str = opt('', 'actor id in trajectories (empty: the node name)')
+    command_topic: str = opt(DEFAULT_COMMAND_TOPIC, 'joint command topic (actuator units)')
+    chunk_length: int = opt(32, 'transitions per Trajectory message', (1, 100_000))
+    eval_every: int = opt(5000, 'training steps between evaluations (0: never)', (0, 10 ** 10))
+    eval_episodes: int = opt(5, 'deterministic episodes per evaluation', (1, 1000))
+    wait_for_weights: bool = opt(True, 'act only once the learner sent weights')
+    throttle: bool = opt(True, "hold commands while over the learner's step budget "
+                         '(lockstep bridges; false with a realtime bridge or a robot)')
+    timing_period_s: float = opt(2.0, 'seconds between ~/timing messages', (0.1, 3600.0))
+    task_definition: str = opt('', "actor-side task from sensor topics ('': the bridge's "
+                               'task/step record)', choices=DEFINITION_CHOICES)
+    joints: tuple[str, ...] = opt((), 'controlled joints in command order (empty: every '
+                                  'actuated joint of the task)')
+    command_in_observation: bool = opt(False, COMMAND_IN_OBSERVATION_HELP)
+    ignore_unknown_joints: bool = opt(False, 'accept joint_states with joints the task model '
+                                      'does not know (otherwise rejected)')
+    joint_states_topic: str = opt('joint_states', 'sensor_msgs/JointState topic')
+    ee_pose_topic: str = opt('ee_pose', 'geometry_msgs/PoseStamped end-effector topic')
+    target_topic: str = opt('target', 'geometry_msgs/PointStamped target topic')
+    sync_tolerance_s: float = opt(0.02, 'max stamp difference of joint state and ee pose in '
+                                  'one frame', (0.0, 10.0))
+    episode_steps: int = opt(0, "frames per episode (0: the task's time limit)", (0, 10 ** 9))
+    latency_log: str = opt('', 'on shutdown write [unix time, receipt-to-command latency s] '
+                           'of every command to this .npy file (benchmarks)')
 
     def __post_init__(self) -> None:
         """Validate."""
@@ -99,18 +145,22 @@ def task_definition(name: str, num_joints: int, reach: ReachConfig) -> ReachTask
     return make_task_definition(name, num_joints, radius=reach.radius, margin=reach.margin)
 
 
-def policy_dims(spec: EnvSpec, definition: str, joints: tuple[str, ...] | list[str]
-                ) -> tuple[int, int]:
+def policy_dims(spec: EnvSpec, definition: str, joints: tuple[str, ...] | list[str],
+                command_in_observation: bool = False) -> tuple[int, int]:
     """
     Return (observation size, action size) of the policy.
 
     Without a task definition they are the task's own; with one, the observation is the
-    definition's and the action has one value per controlled joint.
+    definition's and the action has one value per controlled joint. With
+    ``command_in_observation`` the observation ends with the previous command (one value per
+    action dimension), which keeps transitions Markov under a rate limit.
     """
     if not definition:
-        return spec.obs_dim, spec.act_dim
-    n = len(controlled_joints(spec, joints))
-    return make_task_definition(definition, n).obs_dim, n
+        obs_dim, act_dim = spec.obs_dim, spec.act_dim
+    else:
+        act_dim = len(controlled_joints(spec, joints))
+        obs_dim = make_task_definition(definition, act_dim).obs_dim
+    return obs_dim + (act_dim if command_in_observation else 0), act_dim
 
 
 def actuator_bounds(spec: EnvSpec, joints: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ from geometry_msgs.msg import PointStamped, PoseStamped
 from mpo_ros import envs
 from mpo_ros.envs.dmc_env import arm_sites
 from mpo_ros.core.config import opt, validate_fields
+from mpo_ros.robot.arm import DEFAULT_COMMAND_TOPIC
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
 from mpo_ros.ros.parameters import declare_config
@@ -48,8 +49,6 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
-
-DEFAULT_COMMAND_TOPIC = 'joint_velocity_controller/commands'
 
 
 @dataclass

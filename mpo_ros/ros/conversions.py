@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import NamedTuple, Sequence
+from typing import Sequence
 import zlib
 
 from mpo_ros.core.config import NetworkConfig
 from mpo_ros.core.policy import FlatWeights
 from mpo_ros.core.streams import TrajectoryChunk
+from mpo_ros.robot.episode import TaskStep
 from mpo_ros_interfaces.msg import PolicyWeights, Trajectory
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
@@ -127,17 +128,6 @@ def stamp_seconds(stamp) -> float:
 
 
 # ---------------------------------------------------------------- task steps
-class TaskStep(NamedTuple):
-    """One bridge step as the actor sees it."""
-
-    sequence: int
-    reward: float
-    terminal: bool
-    truncated: bool
-    episode_start: bool
-    observation: np.ndarray    # [O] float32
-
-
 def step_msg(step: TaskStep) -> Float64MultiArray:
     """Encode a bridge step (layout labels document the fields for ``ros2 topic echo``)."""
     obs = np.asarray(step.observation, dtype=np.float64).ravel()

@@ -153,7 +153,35 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stderr)
         return 0 if argv and argv[0] in ('-h', '--help') else 2
     values, extra = parse(argv[1:], argv[0])
+    conflicts = pipeline.shared_parameter_conflicts(node_params(values['config'], extra))
+    if conflicts:
+        print(f"mpo-ros-launch: actor and learner must agree on {', '.join(conflicts)}",
+              file=sys.stderr)
+        return 2
     return supervise(commands(values, extra, argv[0]))
+
+
+def node_params(config: str, extra: dict[str, list[str]]) -> dict[str, dict]:
+    """Return {node: flat parameters} from the YAML ``config`` and the ``-p`` overrides."""
+    import yaml
+    with open(config) as f:
+        data = yaml.safe_load(f) or {}
+
+    def flatten(section: dict, prefix: str = '') -> dict:
+        out = {}
+        for key, value in section.items():
+            out.update(flatten(value, f'{prefix}{key}.') if isinstance(value, dict)
+                       else {prefix + key: value})
+        return out
+
+    params = {}
+    for node, overrides in extra.items():
+        section = data.get(f'/**/{node}', data.get(node, {})) or {}
+        params[node] = flatten(section.get('ros__parameters', {}))
+        for item in overrides:
+            key, _, value = item.partition(':=')
+            params[node][key] = yaml.safe_load(value)
+    return params
 
 
 if __name__ == '__main__':

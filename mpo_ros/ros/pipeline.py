@@ -147,6 +147,32 @@ PIPELINES: dict[str, Pipeline] = {p.name: p for p in (
         )),
 )}
 
+# Parameters the actor and the learner must set alike: together they fix the policy's
+# observation and action sizes (mpo_ros.robot.arm.policy_dims), so weights from one fit the
+# other. Every pipeline YAML sets them in both sections (tests check it), and mpo-ros-launch
+# refuses to start nodes whose values differ (YAML plus <node>.<param>:= overrides). An actor
+# that still gets weights of another size rejects them with the reason in its log.
+SHARED_PARAMETERS = ('task_definition', 'joints', 'command_in_observation')
+
+
+def shared_parameter_conflicts(params: dict[str, dict]) -> list[str]:
+    """
+    Return a reason for each shared parameter that actor and learner set differently.
+
+    ``params`` maps node name to its flat parameters (``{'actor': {'joints': [...]}}``); an
+    unset parameter has its default (the same on both nodes).
+    """
+    from mpo_ros.robot.arm import ActorConfig
+    defaults = ActorConfig()
+
+    def value(node: str, key: str):
+        v = params.get(node, {}).get(key, getattr(defaults, key))
+        return tuple(v) if isinstance(v, (list, tuple)) else v
+
+    return [f'{key}: actor {value("actor", key)!r}, learner {value("learner", key)!r}'
+            for key in SHARED_PARAMETERS if value('actor', key) != value('learner', key)]
+
+
 DEFAULT = 'sim_train'
 NODES = PIPELINES[DEFAULT].nodes
 ARGUMENTS = PIPELINES[DEFAULT].arguments
