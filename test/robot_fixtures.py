@@ -88,7 +88,7 @@ def step(seq, obs, reward=0.0, terminal=False, truncated=False, start=False):
 
 
 def frame(actor, stamp, q, ee=TARGET, qd=(0.0, 0.0)):
-    """Feed one synchronised frame (target, joint state, pose); return whether it acted."""
+    """Feed target, joint state and pose of one instant; return whether the actor acted."""
     actor.on_target(stamp, TARGET)
     actor.on_joint_state(stamp, np.asarray(q, float), np.asarray(qd, float))
     return actor.on_ee_pose(stamp, np.asarray(ee, float))

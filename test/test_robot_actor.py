@@ -1,6 +1,7 @@
 """
-The robot layer's actor without ROS: episode / reset / evaluation state machine, halts, and
-the executed action that replay stores. Expected values are worked out by hand in each test.
+The robot layer's actor without ROS, against values worked out by hand in each test.
+
+Episode / reset / evaluation state machine, halts, and the executed action that replay stores.
 """
 
 import math

@@ -41,7 +41,7 @@ class ActorIO(Protocol):
     """What the robot side needs from its host (the actor node, or a test)."""
 
     def command(self, values: np.ndarray) -> None:
-        """Send a command (actuator units) to the robot."""
+        """Send these values (actuator units) to the robot."""
 
     def chunk(self, chunk: TrajectoryChunk) -> None:
         """Send a recorded chunk to the learner."""

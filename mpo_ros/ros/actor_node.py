@@ -151,7 +151,7 @@ class ActorNode(Node):
             self.get_logger().warning(text)
 
     def command(self, values: np.ndarray) -> None:
-        """Publish a command (actuator units)."""
+        """Publish these values (actuator units) on the command topic."""
         self.pub_cmd.publish(conv.vector_msg(values))
 
     def chunk(self, chunk: TrajectoryChunk) -> None:
