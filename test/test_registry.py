@@ -13,22 +13,37 @@ import torch
 from mpo_ros.core import checkpoint
 from mpo_ros.core import learners
 from mpo_ros.core.config import Config, ConfigError, NetworkConfig, ReplayConfig, TrainConfig
-from mpo_ros.core.learners.base import METRIC_KINDS, SEQUENCES
+from mpo_ros.core.config import TRPOConfig
+from mpo_ros.core.learners.base import METRIC_KINDS, ON_POLICY, SEQUENCES
 
 OBS, ACT = 3, 2
 CONFIG = Config(network=NetworkConfig(policy_hidden=(16, 16), critic_hidden=(16, 16)),
-                replay=ReplayConfig(batch_size=8, min_size=1))
+                replay=ReplayConfig(batch_size=8, min_size=1),
+                trpo=TRPOConfig(batch_size=64, value_minibatch_size=16, value_epochs=2))
 
 
 def _batches(learner, count, seed=0):
     """Draw ``count`` batches of the kind the learner asks for, from made-up episodes."""
-    assert learner.data.kind == SEQUENCES, f'add data for {learner.data.kind}'
     buffer = learners.make_buffer(learner.data, OBS, ACT, 1000, seed=seed)
     rng = np.random.default_rng(seed)
-    for k in range(200):
+
+    def add(k, stream=0):
         buffer.add(rng.normal(size=OBS), rng.normal(size=ACT), rng.normal(), rng.normal(size=OBS),
-                   k % 37 == 36, k % 50 == 49, rng.normal() - 2.0)
-    return [buffer.sample() for _ in range(count)]
+                   k % 37 == 36, k % 50 == 49, rng.normal() - 2.0, stream=stream)
+
+    if learner.data.kind == SEQUENCES:
+        for k in range(200):
+            add(k)
+        return [buffer.sample() for _ in range(count)]
+    assert learner.data.kind == ON_POLICY, f'add data for {learner.data.kind}'
+    batches = []
+    for _ in range(count):            # one fresh batch per update, from two actors' streams
+        k = 0
+        while not buffer.ready():
+            add(k, stream=k % 2)
+            k += 1
+        batches.append(buffer.sample())
+    return batches
 
 
 def _tensors(state):

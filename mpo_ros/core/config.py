@@ -139,6 +139,45 @@ class MPOConfig:
 
 
 @dataclass
+class TRPOConfig:
+    """
+    TRPO hyperparameters (Schulman et al. 2015, single path with a GAE baseline).
+
+    From the paper (Sec. 6, Appendix C, E): ``max_kl`` 0.01, ``cg_iterations`` 10,
+    ``discount`` 0.99. From sb3-contrib TRPO: ``batch_size`` 2048 (its n_steps),
+    ``cg_damping`` 0.1, the line search x0.8 up to 10 steps, ``gae_lambda`` 0.95 (the paper's
+    Monte Carlo estimator is lambda = 1), advantage normalisation and the value baseline's
+    Adam 1e-3, 10 epochs of 128-step minibatches. The KL bound on the *measured* KL with no
+    slack (baselines accepts 1.5 x) is this package's choice.
+    """
+
+    batch_size: int = opt(2048, 'environment steps of the current policy per update '
+                          '(sb3-contrib n_steps)', (1, 10 ** 8))
+    max_kl: float = opt(0.01, 'trust region: bound on the mean KL(pi_old || pi) (paper delta)',
+                        (1e-8, 10.0))
+    cg_iterations: int = opt(10, 'conjugate-gradient iterations for the natural gradient '
+                             '(paper: 10)', (1, 1000))
+    cg_damping: float = opt(0.1, 'damping lambda added to the Fisher matrix: solves '
+                            '(F + lambda I) s = g', (0.0, 1e6))
+    line_search_shrink: float = opt(0.8, 'backtracking factor of the step length',
+                                    (1e-3, 0.999))
+    line_search_steps: int = opt(10, 'step lengths tried before the update is rejected',
+                                 (1, 1000))
+    discount: float = opt(0.99, 'discount factor gamma', (0.0, 1.0))
+    gae_lambda: float = opt(0.95, 'GAE lambda (1: the Monte Carlo return of the paper)',
+                            (0.0, 1.0))
+    normalize_advantages: bool = opt(True, 'standardise advantages within the batch')
+    value_lr: float = opt(1e-3, 'Adam learning rate of the value baseline', (1e-7, 1.0))
+    value_epochs: int = opt(10, 'passes over the batch per update for the value baseline',
+                            (0, 1000))
+    value_minibatch_size: int = opt(128, 'steps per value-baseline minibatch', (1, 10 ** 8))
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        validate_fields(self)
+
+
+@dataclass
 class ReplayConfig:
     """Sequence replay buffer settings."""
 
@@ -178,11 +217,12 @@ class TrainConfig:
 
 @dataclass
 class Config:
-    """Everything needed to run MPO on one task."""
+    """Everything needed to run one algorithm on one task."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     mpo: MPOConfig = field(default_factory=MPOConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    trpo: TRPOConfig = field(default_factory=TRPOConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:

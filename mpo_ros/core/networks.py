@@ -1,5 +1,5 @@
 """
-Policy and critic modules built from an environment spec.
+Policy, critic and value modules built from an environment spec.
 
 Shape legend: ``...`` batch dimensions, ``O`` observation size, ``D`` action dimensions.
 
@@ -143,3 +143,19 @@ class CriticNetwork(nn.Module):
         h = self.obs_in(self.normalizer(obs)) + self.act_in(action.clamp(-1.0, 1.0))
         h = torch.tanh(self.in_norm(h))
         return self.head(self.torso(h)).squeeze(-1)
+
+
+class ValueNetwork(nn.Module):
+    """State -> value V(s): the baseline of on-policy learners (torso as the policy's)."""
+
+    def __init__(self, obs_dim: int, cfg: NetworkConfig) -> None:
+        super().__init__()
+        self.obs_dim = obs_dim
+        self.normalizer = RunningNormalizer(obs_dim, cfg.normalize_observations)
+        self.torso = _torso(obs_dim, cfg.critic_hidden)
+        self.head = nn.Linear(cfg.critic_hidden[-1], 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s) [...] for obs [..., O]."""
+        assert obs.shape[-1] == self.obs_dim, obs.shape
+        return self.head(self.torso(self.normalizer(obs))).squeeze(-1)

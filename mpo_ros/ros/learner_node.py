@@ -53,7 +53,8 @@ from mpo_ros import envs
 from mpo_ros.core import checkpoint
 from mpo_ros.core import learners
 from mpo_ros.core.config import check_algorithm, Config, ConfigError, MPOConfig
-from mpo_ros.core.config import NetworkConfig, opt, ReplayConfig, TrainConfig, validate_fields
+from mpo_ros.core.config import NetworkConfig, opt, ReplayConfig, TrainConfig, TRPOConfig
+from mpo_ros.core.config import validate_fields
 from mpo_ros.core.policy import flatten_state
 from mpo_ros.core.streams import chunk_fingerprint, StreamAssigner, TrajectoryChunk
 from mpo_ros.robot import arm
@@ -135,12 +136,13 @@ class LearnerNode(Node):
     def __init__(self) -> None:
         super().__init__('learner')
         _, cfg = declare_config(self, {'': LearnerNodeConfig, 'network.': NetworkConfig,
-                                       'mpo.': MPOConfig, 'replay.': ReplayConfig})
+                                       'mpo.': MPOConfig, 'replay.': ReplayConfig,
+                                       'trpo.': TRPOConfig})
         self.cfg: LearnerNodeConfig = cfg['']
         c = self.cfg
         try:
             self.config = Config(network=cfg['network.'], mpo=cfg['mpo.'],
-                                 replay=cfg['replay.'],
+                                 replay=cfg['replay.'], trpo=cfg['trpo.'],
                                  train=TrainConfig(task=c.task, algorithm=c.algorithm,
                                                    seed=c.seed,
                                                    updates_per_step=c.updates_per_step,

@@ -48,3 +48,4 @@ def make(name: str, obs_dim: int, act_dim: int, config: Config, seed: int = 0,
 
 # Algorithms register themselves on import.
 from mpo_ros.core.learners import mpo as _mpo  # noqa: E402,F401
+from mpo_ros.core.learners import trpo as _trpo  # noqa: E402,F401
