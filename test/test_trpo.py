@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.distributions import MultivariateNormal, Normal
+from torch.distributions import MultivariateNormal
 from torch.func import functional_call
 
 from mpo_ros.core import learners
