@@ -116,3 +116,16 @@ def test_every_transition_is_sent_once(length):
     rec.end_episode(truncated=True)
     sent = np.concatenate([c.actions[:, 0] for c in chunks])
     assert sent.tolist() == list(range(9))
+
+
+def test_a_new_policy_version_starts_a_new_chunk():
+    """On-policy learners drop old versions: a chunk must never mix two policies' steps."""
+    chunks = []
+    rec = TransitionRecorder('a', 10, chunks.append, policy_version=lambda: 99)
+    rec.begin_episode(_obs(0), start=True)
+    for t, version in enumerate([3, 3, 4, 4, 4]):
+        rec.record(np.zeros(1), 0.0, 1.0, False, _obs(t + 1), version)
+    rec.end_episode(truncated=True)
+    assert [c.policy_version for c in chunks] == [3, 4]            # not the current 99
+    assert [c.observations[:, 0].tolist() for c in chunks] == [[0, 1, 2], [2, 3, 4, 5]]
+    assert [(c.episode_start, c.episode_end) for c in chunks] == [(True, False), (False, True)]

@@ -156,11 +156,11 @@ class RobotActor:
         safe = self.safety(command, q)
         self._send(safe)
         if st.evaluating:                  # not recorded: no log-probability needed
-            st.pending = Pending(obs, a.raw, a.log_prob)
+            st.pending = Pending(obs, a.raw, a.log_prob, self.policy.version)
         else:
             done = executed_action(a.raw, a.log_prob, command, safe, self.actions,
                                    lambda action: self.policy.log_prob(obs, action))
-            st.pending = Pending(obs, done.action, done.log_prob)
+            st.pending = Pending(obs, done.action, done.log_prob, self.policy.version)
         st.deferred = None
 
     def _try_deferred(self) -> None:
@@ -186,7 +186,7 @@ class RobotActor:
             st.episode_return += step.reward
             if not st.evaluating:
                 rec.record(st.pending.action, st.pending.log_prob, step.reward, step.terminal,
-                           obs)
+                           obs, st.pending.version)
             if step.terminal or step.truncated:
                 self._end_episode(step.truncated and not step.terminal)
                 return False                                # the reset follows

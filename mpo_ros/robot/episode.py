@@ -56,6 +56,7 @@ class Pending(NamedTuple):
     obs: np.ndarray            # policy observation it was taken at
     action: np.ndarray         # executed action, normalised (what replay stores)
     log_prob: float            # its behaviour log-probability
+    version: int = 0           # version of the policy that chose it
 
 
 @dataclass

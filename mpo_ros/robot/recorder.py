@@ -7,7 +7,9 @@ previous one, so no transition is lost between chunks), the actions the robot ex
 discounts (0 after a terminal state) and behaviour log-probabilities. A chunk is emitted when
 it is full and when the episode ends; an episode cut short by the actor (e-stop, stale sensors,
 a reset from outside) ends with ``truncated`` set, so the learner bootstraps instead of
-treating the last state as terminal.
+treating the last state as terminal. A chunk holds the steps of one policy version only: when
+the policy changes mid-chunk, the held steps go out first, stamped with the version that chose
+them (an on-policy learner drops the steps of older versions and must not lose newer ones).
 
 Pure numpy; ``emit`` is whatever sends the chunk (the actor node publishes a Trajectory).
 """
@@ -37,6 +39,7 @@ class TransitionRecorder:
         self._clear([], False)
 
     def _clear(self, first_obs: list, start: bool) -> None:
+        self.version: int | None = None     # policy version of the held transitions
         self.obs: list[np.ndarray] = list(first_obs)
         self.act: list[np.ndarray] = []
         self.rew: list[float] = []
@@ -64,8 +67,12 @@ class TransitionRecorder:
         self.obs[-1:] = [np.asarray(obs)]
 
     def record(self, action: np.ndarray, log_prob: float, reward: float, terminal: bool,
-               next_obs: np.ndarray) -> None:
-        """Add the transition from the newest observation to ``next_obs``."""
+               next_obs: np.ndarray, version: int | None = None) -> None:
+        """Add the transition to ``next_obs`` (``version``: the policy version that acted)."""
+        if version is not None and self.held and version != self.version:
+            self.flush()                    # one policy version per chunk
+        if version is not None:
+            self.version = version
         self.obs.append(np.asarray(next_obs))
         self.act.append(np.asarray(action))
         self.rew.append(float(reward))
@@ -94,7 +101,8 @@ class TransitionRecorder:
         if self.act:
             self.emit(TrajectoryChunk(
                 self.actor_id, max(self.episode_id, 0), self.sequence,
-                int(self.policy_version()), np.stack(self.obs), np.stack(self.act),
+                int(self.policy_version() if self.version is None else self.version),
+                np.stack(self.obs), np.stack(self.act),
                 np.asarray(self.rew), np.asarray(self.disc), np.asarray(self.logp),
                 self.start, end, truncated))
             self.sequence += 1
