@@ -349,3 +349,18 @@ def test_defaults_and_flags():
     assert learner.data == learners.DataRequest(learners.ON_POLICY, 2048, 1)
     args = build_parser().parse_args(['--algorithm', 'trpo', '--trpo.max_kl', '0.02'])
     assert getattr(args, 'trpo.max_kl') == 0.02
+
+
+def test_resume_keeps_observations_queued_for_the_statistics():
+    cfg = TRPOConfig(batch_size=64, value_epochs=1)
+    a = TRPOLearner(3, 2, cfg, SMALL, seed=0)
+    batch = _bandit_batch(a, 64, seed=0)
+    a.observe(batch.observations)
+    b = TRPOLearner(3, 2, cfg, SMALL, seed=9)
+    b.load_state_dict(a.state_dict())
+    ma, mb = a.step(batch), b.step(batch)
+    ma.pop('perf/step_time'), mb.pop('perf/step_time')
+    assert ma == mb
+    for k, v in a.state_dict()['policy'].items():
+        assert torch.equal(v, b.state_dict()['policy'][k]), k
+    assert float(b.policy_state()['normalizer.count']) == 64
