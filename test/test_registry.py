@@ -1,6 +1,7 @@
 """
-Every registered learner, through the registry only: a step runs, the same seed gives the same
-result, and save / load continues bit-identically. Plus the selector's errors.
+Every registered learner, through the registry only, and the selector's errors.
+
+A step runs, the same seed gives the same result, and save / load continues bit-identically.
 """
 
 import subprocess

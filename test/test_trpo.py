@@ -36,7 +36,7 @@ def _tiny_policy(covariance, obs_dim=3, act_dim=2, seed=0):
 
 
 def _torch_dist(dist):
-    """The same Gaussian as a torch.distributions object (independent densities and KLs)."""
+    """Return the same Gaussian as a torch.distributions object (independent densities, KLs)."""
     return MultivariateNormal(dist.mean, scale_tril=dist.scale_tril)
 
 
@@ -270,7 +270,7 @@ SMALL = NetworkConfig(policy_hidden=(32, 32), critic_hidden=(32, 32))
 
 
 def _bandit_batch(learner, n, seed):
-    """Steps sampled from the learner's own policy; reward best at a = 0.5, episodes of 20."""
+    """Sample steps from the learner's own policy; reward best at a = 0.5, episodes of 20."""
     rng = np.random.default_rng(seed)
     buffer = learners.make_buffer(learner.data, 3, 2, 0, seed)
     obs = rng.normal(size=(n + 1, 3)).astype(np.float32)
