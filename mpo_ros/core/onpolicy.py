@@ -45,7 +45,7 @@ class OnPolicyBuffer:
         self.added = 0
 
     def __len__(self) -> int:
-        """Steps currently stored."""
+        """Return how many steps are stored."""
         return self.size
 
     def ready(self) -> bool:
@@ -101,7 +101,7 @@ class OnPolicyBuffer:
         self.size = 0
 
     def state_dict(self) -> dict[str, object]:
-        """Stored steps per stream (numpy arrays and plain values only)."""
+        """Return the stored steps per stream (numpy arrays and plain values only)."""
         return {'meta': {'size': self.size, 'added': self.added,
                          'batch_size': self.batch_size},
                 'streams': {str(k): {f: np.concatenate(v) if v else np.zeros(0)
@@ -118,5 +118,5 @@ class OnPolicyBuffer:
         self.size, self.added = int(meta['size']), int(meta['added'])
 
     def next_stream(self) -> int:
-        """The lowest stream id not used by stored steps."""
+        """Return the lowest stream id not used by stored steps."""
         return max(self._streams, default=-1) + 1

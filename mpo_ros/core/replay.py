@@ -108,7 +108,7 @@ class SequenceReplay:
         self.added += steps
 
     def next_stream(self) -> int:
-        """The lowest stream id never used in this buffer (restored with its state)."""
+        """Return the lowest stream id never used in this buffer (restored with its state)."""
         return max(self._next_index, default=-1) + 1
 
     def sample(self, batch_size: int | None = None, seq_len: int | None = None

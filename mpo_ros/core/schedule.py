@@ -116,11 +116,11 @@ class OnPolicyBatches:
         return self.due >= 1.0
 
     def take(self) -> None:
-        """The batch was consumed."""
+        """Mark the batch consumed."""
         self.due = 0.0
 
     def step_budget(self, num_updates: int, collection_over: bool = False) -> int:
-        """Steps actors may have sent in total: up to the end of the batch being filled."""
+        """Return the steps actors may have sent in total: up to the end of this batch."""
         return UNLIMITED if collection_over else (num_updates + 1) * self.batch_size
 
     def state_dict(self) -> dict[str, float]:

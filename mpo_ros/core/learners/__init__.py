@@ -34,7 +34,7 @@ def register(name: str) -> Callable[[Factory], Factory]:
 
 
 def names() -> tuple[str, ...]:
-    """Registered algorithm names, sorted."""
+    """Return the registered algorithm names, sorted."""
     return tuple(sorted(_REGISTRY))
 
 

@@ -172,7 +172,7 @@ class MPOLearner:
         return METRICS
 
     def policy_state(self) -> dict[str, torch.Tensor]:
-        """The online policy's parameters and observation statistics, for broadcasting."""
+        """Return the online policy's parameters and observation statistics, for actors."""
         return self.policy.state_dict()
 
     def _clamp_duals(self) -> None:
