@@ -67,3 +67,23 @@ def test_state_round_trip_and_validation():
     assert (t.due, t.skipped) == (2.0, 3.0)
     with pytest.raises(ValueError):
         ReplayRatio(-1.0, 1)
+
+
+def test_on_policy_batches_one_update_per_batch_and_stale_steps_raise_the_budget():
+    from mpo_ros.core.schedule import OnPolicyBatches
+    s = OnPolicyBatches(batch_size=100)
+    assert s.learning(0) and s.step_budget(0) == 100
+    s.stored(0, 60, 60)
+    assert not s.ready()
+    s.stored(60, 100, 40)
+    assert s.ready()
+    s.take()
+    assert not s.ready() and s.step_budget(1) == 200
+    s.dropped(7)                     # acted with the old policy before the new one arrived
+    assert s.step_budget(1) == 207 and s.step_budget(1, collection_over=True) == UNLIMITED
+    t = OnPolicyBatches(batch_size=100)
+    t.load_state_dict(s.state_dict())
+    assert t.step_budget(1) == 207
+    r = ReplayRatio(1.0, 10, max_update_lag=5)
+    r.dropped(7)                     # off-policy learners drop nothing: no effect
+    assert r.step_budget(0) == 15

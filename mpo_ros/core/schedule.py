@@ -51,6 +51,9 @@ class ReplayRatio:
             return skipped
         return 0.0
 
+    def dropped(self, steps: int) -> None:
+        """Account for steps the runner received but did not store (none are, off-policy)."""
+
     def learning(self, size: int) -> bool:
         """Whether a buffer of ``size`` transitions is large enough to learn from."""
         return size >= self.min_size
@@ -101,11 +104,16 @@ class OnPolicyBatches:
         self.batch_size = int(batch_size)
         self.due = 0.0
         self.skipped = 0.0         # the interface of ReplayRatio: never anything to skip here
+        self.stale = 0             # steps of older policy versions, received and dropped
 
     def stored(self, size_before: int, size_after: int, steps: int) -> float:
         """One update is due once the buffer holds a batch; returns 0 (nothing is skipped)."""
         self.due = 1.0 if size_after >= self.batch_size else 0.0
         return 0.0
+
+    def dropped(self, steps: int) -> None:
+        """Count ``steps`` of an older policy that were dropped: actors must replace them."""
+        self.stale += int(steps)
 
     def learning(self, size: int) -> bool:
         """On-policy learners update as soon as a batch is complete."""
@@ -120,14 +128,22 @@ class OnPolicyBatches:
         self.due = 0.0
 
     def step_budget(self, num_updates: int, collection_over: bool = False) -> int:
-        """Return the steps actors may have sent in total: up to the end of this batch."""
-        return UNLIMITED if collection_over else (num_updates + 1) * self.batch_size
+        """
+        Return the steps actors may have sent in total: up to the end of this batch.
+
+        Dropped stale steps were sent too, so they raise the budget: otherwise steps acted with
+        the old policy while its successor was on the way would leave the batch short forever.
+        """
+        if collection_over:
+            return UNLIMITED
+        return (num_updates + 1) * self.batch_size + self.stale
 
     def state_dict(self) -> dict[str, float]:
-        """Whether an update is owed."""
-        return {'due': self.due, 'skipped': self.skipped}
+        """Whether an update is owed, and the stale steps so far."""
+        return {'due': self.due, 'skipped': self.skipped, 'stale': self.stale}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         """Restore :meth:`state_dict`."""
         self.due = float(state['due'])
         self.skipped = float(state['skipped'])
+        self.stale = int(state.get('stale', 0))

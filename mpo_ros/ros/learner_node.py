@@ -390,6 +390,7 @@ class LearnerNode(Node):
         """Add a chunk to the buffer; return the owed updates the debt cap skipped."""
         if self.on_policy and chunk.policy_version != self.version:
             self.counters['chunks_stale'] += 1    # an on-policy learner uses its own steps only
+            self.schedule.dropped(chunk.actions.shape[0])
             return 0.0
         self.counters['chunks_stored'] += 1
         if self._collection_over():
