@@ -79,8 +79,7 @@ class ProgressLog:
 
 def format_row(row: dict[str, float], log_metrics: Sequence[str]) -> str:
     """One progress line: counters, returns, update rate and the learner's chosen metrics."""
-    extra = ' '.join(f'{name.split("/")[-1]} {row[name]:.3g}' for name in log_metrics
-                     if name in row)
+    extra = ' '.join(f'{name} {row[name]:.3g}' for name in log_metrics if name in row)
     return (f"steps {int(row['env_steps']):>8d} | episodes {int(row['episodes']):>5d} | "
             f"eval {row['eval_return']:9.1f} ± {row['eval_return_std']:6.1f} | "
             f"train {row['train_return']:9.1f} | upd/s {row['updates_per_s']:6.1f} | "

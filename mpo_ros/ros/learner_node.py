@@ -209,13 +209,15 @@ class LearnerNode(Node):
         self._last_budget: int | None = None
         self._publish_budget()
         self.thread = threading.Thread(target=self._train_loop, name='mpo-learner', daemon=True)
+        data = self.learner.data
+        schedule = (f'one update per {data.batch_size} steps of the current policy, weights '
+                    'after each' if self.on_policy else
+                    f'{c.updates_per_step} updates/step after {self.config.replay.min_size} '
+                    f'steps, batch {data.batch_size} x {data.sequence_length}; weights every '
+                    f'{c.publish_every} updates')
         self.get_logger().info(
-            f'{c.algorithm} on {c.task}: obs {obs_dim}, act {act_dim}; {c.updates_per_step} '
-            f'updates/step after '
-            f'{self.config.replay.min_size} steps, batch {self.learner.data.batch_size} x '
-            f'{self.learner.data.sequence_length}; weights every {c.publish_every} updates; '
-            f'checkpoints every {c.checkpoint_every_updates} updates in {self.ckpt_dir}; '
-            f'output {self.out}')
+            f'{c.algorithm} on {c.task}: obs {obs_dim}, act {act_dim}; {schedule}; checkpoints '
+            f'every {c.checkpoint_every_updates} updates in {self.ckpt_dir}; output {self.out}')
         if c.max_env_steps and self.env_steps >= c.max_env_steps and self.resumed_from:
             self.get_logger().info(
                 f'the run in {self.ckpt_dir} is complete ({self.env_steps} env steps >= '
