@@ -69,21 +69,24 @@ def test_state_round_trip_and_validation():
         ReplayRatio(-1.0, 1)
 
 
-def test_on_policy_batches_one_update_per_batch_and_stale_steps_raise_the_budget():
+def test_on_policy_batches_one_update_per_batch_and_a_budget_that_completes_it():
     from mpo_ros.core.schedule import OnPolicyBatches
     s = OnPolicyBatches(batch_size=100)
     assert s.learning(0) and s.step_budget(0) == 100
     s.stored(0, 60, 60)
-    assert not s.ready()
-    s.stored(60, 100, 40)
+    assert not s.ready() and s.step_budget(0) == 100
+    s.stored(60, 103, 43)            # chunks overshoot the batch: all 103 go into the update
     assert s.ready()
     s.take()
-    assert not s.ready() and s.step_budget(1) == 200
+    assert not s.ready()
+    assert s.step_budget(1) == 203   # 103 received + a whole new batch (not 2 x 100)
     s.dropped(7)                     # acted with the old policy before the new one arrived
-    assert s.step_budget(1) == 207 and s.step_budget(1, collection_over=True) == UNLIMITED
+    assert s.step_budget(1) == 210
+    s.stored(0, 50, 50)
+    assert s.step_budget(1) == 210 and s.step_budget(1, collection_over=True) == UNLIMITED
     t = OnPolicyBatches(batch_size=100)
     t.load_state_dict(s.state_dict())
-    assert t.step_budget(1) == 207
+    assert t.step_budget(1) == 210
     r = ReplayRatio(1.0, 10, max_update_lag=5)
     r.dropped(7)                     # off-policy learners drop nothing: no effect
     assert r.step_budget(0) == 15

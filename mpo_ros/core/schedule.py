@@ -92,9 +92,10 @@ class OnPolicyBatches:
     """
     One update per complete batch of the current policy's steps.
 
-    Nothing is owed before ``batch_size`` steps are stored, and the steps sent beyond the next
-    batch would be stale once the policy changes, so throttled actors may run only up to the
-    end of the batch they are filling.
+    Nothing is owed before ``batch_size`` steps are stored. Throttled actors may send only
+    what completes the batch being filled: steps beyond it would be stale once the policy
+    changes. Steps of an older policy that the runner dropped were sent too and count as
+    received, so they raise the budget (otherwise the batch would stay short forever).
     """
 
     def __init__(self, batch_size: int) -> None:
@@ -104,16 +105,19 @@ class OnPolicyBatches:
         self.batch_size = int(batch_size)
         self.due = 0.0
         self.skipped = 0.0         # the interface of ReplayRatio: never anything to skip here
-        self.stale = 0             # steps of older policy versions, received and dropped
+        self.received = 0          # steps received in all, stored or dropped
+        self.size = 0              # steps in the buffer now
 
     def stored(self, size_before: int, size_after: int, steps: int) -> float:
         """One update is due once the buffer holds a batch; returns 0 (nothing is skipped)."""
+        self.received += int(steps)
+        self.size = int(size_after)
         self.due = 1.0 if size_after >= self.batch_size else 0.0
         return 0.0
 
     def dropped(self, steps: int) -> None:
         """Count ``steps`` of an older policy that were dropped: actors must replace them."""
-        self.stale += int(steps)
+        self.received += int(steps)
 
     def learning(self, size: int) -> bool:
         """On-policy learners update as soon as a batch is complete."""
@@ -124,26 +128,24 @@ class OnPolicyBatches:
         return self.due >= 1.0
 
     def take(self) -> None:
-        """Mark the batch consumed."""
+        """Mark the batch consumed (the buffer hands over every step it holds)."""
         self.due = 0.0
+        self.size = 0
 
     def step_budget(self, num_updates: int, collection_over: bool = False) -> int:
-        """
-        Return the steps actors may have sent in total: up to the end of this batch.
-
-        Dropped stale steps were sent too, so they raise the budget: otherwise steps acted with
-        the old policy while its successor was on the way would leave the batch short forever.
-        """
+        """Return the steps actors may have sent in total: those that complete the batch."""
         if collection_over:
             return UNLIMITED
-        return (num_updates + 1) * self.batch_size + self.stale
+        return self.received + max(0, self.batch_size - self.size)
 
     def state_dict(self) -> dict[str, float]:
-        """Whether an update is owed, and the stale steps so far."""
-        return {'due': self.due, 'skipped': self.skipped, 'stale': self.stale}
+        """Whether an update is owed, steps received and buffered."""
+        return {'due': self.due, 'skipped': self.skipped, 'received': self.received,
+                'size': self.size}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         """Restore :meth:`state_dict`."""
         self.due = float(state['due'])
         self.skipped = float(state['skipped'])
-        self.stale = int(state.get('stale', 0))
+        self.received = int(state['received'])
+        self.size = int(state['size'])
