@@ -99,3 +99,14 @@ def test_state_dict_round_trip_continues_identically(tmp_path, added):
 def test_empty_buffer_raises():
     with pytest.raises(ValueError, match='empty'):
         SequenceReplay(1, 1, 4).sample(1, 1)
+
+
+def test_the_seed_decides_which_sequences_are_drawn():
+    """Same seed, same draws; another seed, other draws (a mutant ignored the seed)."""
+    def draws(seed):
+        replay = SequenceReplay(1, 1, 500, seed=seed)
+        for k in range(400):
+            replay.add([k], [0.0], 0.0, [k + 1], False, False, 0.0)
+        return np.concatenate([replay.sample(32, 1).observations.ravel() for _ in range(3)])
+    assert np.array_equal(draws(5), draws(5))
+    assert not np.array_equal(draws(5), draws(6))
