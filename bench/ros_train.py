@@ -7,7 +7,7 @@ for the learner to finish after its final evaluation, and writes the learner's e
 curve, final return, counters and wall time with the run's provenance to
 ``bench/results/<name>.json`` and a PNG.
 
-    .venv/bin/python bench/ros_train.py --name trpo_ros_inverted_pendulum \\
+    .venv/bin/python bench/ros_train.py --name trpo_ros_inverted_pendulum
         --task gym:InvertedPendulum-v5 --steps 40000 --anchor 1000 -- learner.algorithm:=trpo
 """
 

@@ -17,7 +17,7 @@ from mpo_ros.core.schedule import ReplayRatio, UNLIMITED
 
 # ---------------------------------------------------------------------- distributions
 def test_diag_sample_moments_shapes_and_dtype():
-    """mean + std * eps (not std / eps); one sample without n; the mean's dtype."""
+    """Sample mean + std * eps (not std / eps); one sample without n; the mean's dtype."""
     gen = torch.Generator().manual_seed(0)
     mean = torch.tensor([[1.0, -2.0, 0.5]], dtype=torch.float64)
     std = torch.tensor([[0.5, 2.0, 0.1]], dtype=torch.float64)
@@ -40,7 +40,7 @@ def test_full_sample_without_n_and_dtype():
 
 
 def test_kls_over_two_batch_dimensions_by_hand():
-    """KLs sum over the action dimension only, also with batch shape [2, 3]."""
+    """Sum the KLs over the action dimension only, also with batch shape [2, 3]."""
     gen = torch.Generator().manual_seed(1)
     m1, m2 = torch.randn(2, 3, 2, generator=gen), torch.randn(2, 3, 2, generator=gen)
     s1, s2 = torch.rand(2, 3, 2, generator=gen) + 0.5, torch.rand(2, 3, 2, generator=gen) + 0.5
@@ -139,7 +139,7 @@ def test_targets_are_copied_exactly_every_period():
 
 
 def test_metric_names_and_a_float64_batch():
-    """step returns exactly METRICS, and converts a float64 batch to the networks' float32."""
+    """Return exactly METRICS from step, converting a float64 batch to float32."""
     learner, batch = _learner_and_batch()
     batch64 = type(batch)(*(np.asarray(x, np.float64) for x in batch))
     metrics = learner.step(batch64)
