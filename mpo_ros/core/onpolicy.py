@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mpo_ros.core.replay import StepBuffer
+
 
 class OnPolicyBatch(NamedTuple):
     """All stored steps, segment by segment (consecutive within a segment)."""
@@ -32,7 +34,7 @@ class OnPolicyBatch(NamedTuple):
 _FIELDS = ('obs', 'next_obs', 'action', 'reward', 'log_prob', 'terminal', 'end')
 
 
-class OnPolicyBuffer:
+class OnPolicyBuffer(StepBuffer):
     """Collects steps until ``batch_size`` are in; :meth:`sample` returns them all and clears."""
 
     def __init__(self, obs_dim: int, act_dim: int, batch_size: int) -> None:
@@ -52,23 +54,11 @@ class OnPolicyBuffer:
         """Whether a whole batch is stored."""
         return self.size >= self.batch_size
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminal: bool, truncated: bool, log_prob: float, stream: int = 0) -> None:
-        """Store one step; ``terminal`` (no bootstrap) and ``truncated`` both end its segment."""
-        self.add_chunk(np.stack([obs, next_obs]), np.asarray(action)[None],
-                       np.asarray([reward]), np.asarray([terminal]),
-                       np.asarray([terminal or truncated]), np.asarray([log_prob]), stream)
-
     def add_chunk(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                   terminals: np.ndarray, ends: np.ndarray, log_probs: np.ndarray,
                   stream: int = 0) -> None:
         """Store T consecutive steps: observations [T+1, O], actions [T, D], the rest [T]."""
-        steps = actions.shape[0]
-        assert observations.shape == (steps + 1, self.obs_dim), observations.shape
-        assert actions.shape == (steps, self.act_dim), actions.shape
-        for name, x in (('rewards', rewards), ('terminals', terminals), ('ends', ends),
-                        ('log_probs', log_probs)):
-            assert np.shape(x) == (steps,), (name, np.shape(x))
+        steps = self.check_chunk(observations, actions, rewards, terminals, ends, log_probs)
         s = self._streams.setdefault(stream, {k: [] for k in _FIELDS})
         s['obs'].append(np.asarray(observations[:-1], np.float32))
         s['next_obs'].append(np.asarray(observations[1:], np.float32))

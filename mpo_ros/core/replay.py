@@ -34,7 +34,42 @@ _FIELDS = ('obs', 'next_obs', 'action', 'reward', 'terminal', 'end', 'log_prob',
            'index', 'next_slot')
 
 
-class SequenceReplay:
+class StepBuffer:
+    """
+    What every data buffer takes: one step, or a chunk of consecutive steps, of one stream.
+
+    Subclasses set ``obs_dim`` and ``act_dim`` and implement :meth:`add_chunk`.
+    """
+
+    obs_dim: int
+    act_dim: int
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
+            terminal: bool, truncated: bool, log_prob: float, stream: int = 0) -> None:
+        """Store one transition; ``terminal`` (no bootstrap) and ``truncated`` both end it."""
+        self.add_chunk(np.stack([obs, next_obs]), np.asarray(action)[None],
+                       np.asarray([reward]), np.asarray([terminal]),
+                       np.asarray([terminal or truncated]), np.asarray([log_prob]), stream)
+
+    def add_chunk(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                  terminals: np.ndarray, ends: np.ndarray, log_probs: np.ndarray,
+                  stream: int = 0) -> None:
+        """Store T consecutive steps: observations [T+1, O], actions [T, D], the rest [T]."""
+        raise NotImplementedError
+
+    def check_chunk(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                    terminals: np.ndarray, ends: np.ndarray, log_probs: np.ndarray) -> int:
+        """Assert the shapes of a chunk (the runner validated its contents); return T."""
+        steps = actions.shape[0]
+        assert observations.shape == (steps + 1, self.obs_dim), observations.shape
+        assert actions.shape == (steps, self.act_dim), actions.shape
+        for name, x in (('rewards', rewards), ('terminals', terminals), ('ends', ends),
+                        ('log_probs', log_probs)):
+            assert np.shape(x) == (steps,), (name, np.shape(x))
+        return steps
+
+
+class SequenceReplay(StepBuffer):
     """Fixed-capacity ring buffer of transitions sampled as sequences."""
 
     def __init__(self, obs_dim: int, act_dim: int, capacity: int, seed: int = 0,
@@ -65,23 +100,11 @@ class SequenceReplay:
         """Transitions currently stored."""
         return self.size
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminal: bool, truncated: bool, log_prob: float, stream: int = 0) -> None:
-        """Store one transition; ``terminal`` (no bootstrap) and ``truncated`` both end it."""
-        self.add_chunk(np.stack([obs, next_obs]), np.asarray(action)[None],
-                       np.asarray([reward]), np.asarray([terminal]),
-                       np.asarray([terminal or truncated]), np.asarray([log_prob]), stream)
-
     def add_chunk(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                   terminals: np.ndarray, ends: np.ndarray, log_probs: np.ndarray,
                   stream: int = 0) -> None:
         """Store T consecutive steps: observations [T+1, O], actions [T, D], the rest [T]."""
-        steps = actions.shape[0]
-        assert observations.shape == (steps + 1, self.obs_dim), observations.shape
-        assert actions.shape == (steps, self.act_dim), actions.shape
-        for name, x in (('rewards', rewards), ('terminals', terminals), ('ends', ends),
-                        ('log_probs', log_probs)):
-            assert np.shape(x) == (steps,), (name, np.shape(x))
+        steps = self.check_chunk(observations, actions, rewards, terminals, ends, log_probs)
         slots = (self.cursor + np.arange(steps)) % self.capacity
         start = self._next_index.get(stream, 0)
         last = self._last_slot.get(stream)
