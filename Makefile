@@ -40,7 +40,7 @@ IFACE_SRCS := mpo_ros_interfaces/CMakeLists.txt mpo_ros_interfaces/package.xml \
 ROS_CMAKE_ENV := AMENT_PREFIX_PATH=$(VENV_ABS) CMAKE_PREFIX_PATH=$(VENV_ABS) \
 	PATH=$(VENV_ABS)/bin:$$PATH
 
-.PHONY: help setup train train-inprocess test clean distclean
+.PHONY: help setup bench-setup train train-inprocess test clean distclean
 
 help:
 	@echo "make train   set up .venv if needed, then train through the ROS 2 nodes:"
@@ -49,10 +49,15 @@ help:
 	@echo "make train-inprocess  the same task in one process: mpo-ros-train --task \$$TASK ..."
 	@echo "make test    set up .venv if needed, then run pytest (PYTEST_ARGS=...)"
 	@echo "make setup   only the setup steps"
+	@echo "make bench-setup  also the benchmark-only packages (requirements-bench.txt)"
 	@echo "make clean   remove build/ (the interfaces are rebuilt on the next run)"
 	@echo "make distclean  remove build/ and .venv/"
 
 setup: $(STAMP_PKG)
+
+# Benchmark-only packages (sb3-contrib's reference TRPO), pinned in requirements-bench.txt.
+bench-setup: $(STAMP_PKG)
+	$(VPY) -m pip install -q -r requirements-bench.txt -c constraints.txt
 
 # TRAIN_ARGS: more `name:=value` launcher arguments, e.g. learner.replay.min_size:=500.
 train: $(STAMP_PKG)
