@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from mpo_ros.envs import EnvSpec, joint_ranges, Step, UnknownTaskError
+from mpo_ros.envs import EnvSpec, joint_ranges, SNAPSHOT_SUPPORT, Snapshots, Step
+from mpo_ros.envs import SnapshotUnsupported, UnknownTaskError
 
 # dm_control picks a rendering backend at import; GLFW needs a display and warns without one.
 # No adapter renders, and EGL imports cleanly on headless machines.
@@ -20,7 +22,7 @@ def _flatten(observation) -> np.ndarray:
                            for v in observation.values()])
 
 
-class _DMEnv:
+class _DMEnv(Snapshots):
     """Shared dm_env.Environment wrapper; subclasses build ``self.env``."""
 
     def _init_spec(self, task: str) -> None:
@@ -48,7 +50,9 @@ class _DMEnv:
 
     def reset(self) -> np.ndarray:
         """Start an episode."""
-        return _flatten(self.env.reset().observation)
+        observation = _flatten(self.env.reset().observation)
+        self._new_episode()
+        return observation
 
     def step(self, action: np.ndarray) -> Step:
         """Apply a normalised action; LAST with discount 0 is terminal, else truncation."""
@@ -73,6 +77,27 @@ class _DMEnv:
 class DMCSuiteEnv(_DMEnv):
     """``dmc:<domain>-<task>``, e.g. ``dmc:cartpole-swingup``."""
 
+    def _save_state(self) -> dict[str, Any]:
+        """
+        Save a copy of the whole ``MjData``, the step count and the task's RNG.
+
+        Suite tasks keep their episode state in the physics (data, and model fields set at
+        episode start, hence snapshots valid until the next reset); the RNG makes a noisy
+        task's noise the same after a restore.
+        """
+        env = self.env
+        return {'data': copy.copy(env.physics.data.ptr), 'step_count': env._step_count,
+                'reset_next_step': env._reset_next_step,
+                'random': env.task.random.get_state()}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        import mujoco
+        env = self.env
+        mujoco.mj_copyData(env.physics.data.ptr, env.physics.model.ptr, state['data'])
+        env._step_count = state['step_count']
+        env._reset_next_step = state['reset_next_step']
+        env.task.random.set_state(state['random'])
+
     def __init__(self, task: str, name: str, seed: int) -> None:
         from dm_control import suite
         domain, sep, task_name = name.partition('-')
@@ -92,6 +117,13 @@ class ManipulationEnv(_DMEnv):
             raise UnknownTaskError(f'{task}: not a dm_control manipulation task')
         self.env = manipulation.load(name, seed=seed)
         self._init_spec(task)
+
+    def _save_state(self) -> Any:
+        """Refuse: composer tasks keep state outside the physics (observables, hooks)."""
+        raise SnapshotUnsupported(
+            f'{self.spec.task}: dm_control composer (manip:) tasks keep state outside the '
+            f'physics (observation buffers, entity hooks) that is not saved; supported: '
+            f'{SNAPSHOT_SUPPORT}')
 
 
 def arm_sites(env) -> Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
