@@ -4,7 +4,8 @@ In-process trainer: one environment, one data buffer, one learner, one loop.
 Reads top to bottom: build the task, the learner chosen by ``--algorithm`` (through the
 registry of :mod:`mpo_ros.core.learners`, never by class) and the buffer it asks for, then
 alternate acting and learning at the replay ratio, evaluating the deterministic policy on a
-schedule. Writes ``progress.csv``,
+schedule. A learner that asks for vine data (branched rollouts from saved simulator states)
+gets whole batches from :class:`mpo_ros.vine.VineCollector` instead. Writes ``progress.csv``,
 ``checkpoint.pt``, ``learning_curve.png`` and ``summary.json`` into ``--out``.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from mpo_ros import envs
+from mpo_ros import envs, vine
 from mpo_ros.core import checkpoint
 from mpo_ros.core import learners
 from mpo_ros.core.config import Config, ConfigError
@@ -93,11 +94,16 @@ def train(cfg: Config, out: Path, log=print) -> dict:
     spec = env.spec
     learner = learners.make(tc.algorithm, spec.obs_dim, spec.act_dim, cfg, seed=tc.seed,
                             device=tc.device)
-    replay = learners.make_buffer(learner.data, spec.obs_dim, spec.act_dim,
-                                  cfg.replay.capacity, seed=tc.seed)
-    schedule = learners.make_schedule(learner.data, tc.updates_per_step, cfg.replay.min_size)
     policy = Policy(spec.obs_dim, spec.act_dim, learner.network, seed=tc.seed)
     policy.load_state(learner.policy_state())
+    branched = learner.data.kind == learners.VINE
+    if branched:        # simulation only: raises SnapshotUnsupported for other environments
+        collector = vine.VineCollector(env, policy, learner.data, seed=tc.seed)
+    else:
+        replay = learners.make_buffer(learner.data, spec.obs_dim, spec.act_dim,
+                                      cfg.replay.capacity, seed=tc.seed)
+        schedule = learners.make_schedule(learner.data, tc.updates_per_step,
+                                          cfg.replay.min_size)
     (out / 'config.yaml').write_text(yaml.safe_dump({'task': tc.task, **cfg.to_dict()}))
     log(f'[mpo-ros-train] {tc.algorithm} on {tc.task}: obs {spec.obs_dim}, act {spec.act_dim}, '
         f'{tc.steps} steps, seed {tc.seed} -> {out}')
@@ -107,7 +113,6 @@ def train(cfg: Config, out: Path, log=print) -> dict:
     window: list[dict[str, float]] = []
     window_start = time.perf_counter()
     episode_returns: list[float] = []
-    obs, ep_return = env.reset(), 0.0
     returns: list[float] = []
 
     def record(env_steps: int, episodes: int) -> dict:
@@ -125,34 +130,54 @@ def train(cfg: Config, out: Path, log=print) -> dict:
         window, window_start = [], time.perf_counter()
         return row
 
-    for t in range(1, tc.steps + 1):
-        act = policy.act(obs)
-        step = env.step(act.action)
-        before = len(replay)
-        replay.add(obs, act.raw, step.reward, step.observation, step.terminal, step.truncated,
-                   act.log_prob)
-        learner.observe(obs[None])
-        ep_return += step.reward
-        obs = step.observation
-        if step.terminal or step.truncated:
-            episode_returns.append(ep_return)
-            obs, ep_return = env.reset(), 0.0
-        schedule.stored(before, len(replay), 1)
-        if schedule.learning(len(replay)):
-            while schedule.ready():
-                window.append(learner.step(replay.sample()))
-                schedule.take()
+    if branched:
+        # A trunk and its rollouts per update. Every simulator step, trunk or rollout, counts
+        # towards --steps (the cost of the estimator); the last batch may overshoot them.
+        env_steps = 0
+        while env_steps < tc.steps:
+            batch = collector.collect()
+            learner.observe(batch.trunk_observations)
+            window.append(learner.step(batch))
             policy.load_state(learner.policy_state(), learner.num_steps)
-        if t % tc.eval_every == 0 and t != tc.steps:
-            record(t, tc.eval_episodes)
-        if t % tc.checkpoint_every_steps == 0 and t != tc.steps:
-            save_checkpoint(out / 'checkpoint.pt', cfg, learner, replay, t)
-    final = record(tc.steps, tc.final_eval_episodes)
+            episode_returns.extend(collector.pop_episode_returns())
+            before, env_steps = env_steps, env_steps + batch.trunk_steps + batch.branch_steps
+            if env_steps < tc.steps and env_steps // tc.eval_every > before // tc.eval_every:
+                record(env_steps, tc.eval_episodes)
+            if (env_steps < tc.steps and env_steps // tc.checkpoint_every_steps
+                    > before // tc.checkpoint_every_steps):
+                save_checkpoint(out / 'checkpoint.pt', cfg, learner, collector, env_steps)
+        replay = collector
+    else:
+        env_steps = tc.steps
+        obs, ep_return = env.reset(), 0.0
+        for t in range(1, tc.steps + 1):
+            act = policy.act(obs)
+            step = env.step(act.action)
+            before = len(replay)
+            replay.add(obs, act.raw, step.reward, step.observation, step.terminal, step.truncated,
+                       act.log_prob)
+            learner.observe(obs[None])
+            ep_return += step.reward
+            obs = step.observation
+            if step.terminal or step.truncated:
+                episode_returns.append(ep_return)
+                obs, ep_return = env.reset(), 0.0
+            schedule.stored(before, len(replay), 1)
+            if schedule.learning(len(replay)):
+                while schedule.ready():
+                    window.append(learner.step(replay.sample()))
+                    schedule.take()
+                policy.load_state(learner.policy_state(), learner.num_steps)
+            if t % tc.eval_every == 0 and t != tc.steps:
+                record(t, tc.eval_episodes)
+            if t % tc.checkpoint_every_steps == 0 and t != tc.steps:
+                save_checkpoint(out / 'checkpoint.pt', cfg, learner, replay, t)
+    final = record(env_steps, tc.final_eval_episodes)
     progress.close()
-    save_checkpoint(out / 'checkpoint.pt', cfg, learner, replay, tc.steps)
+    save_checkpoint(out / 'checkpoint.pt', cfg, learner, replay, env_steps)
     progress.plot()
     summary = {'task': tc.task, 'algorithm': tc.algorithm, 'seed': tc.seed,
-               'env_steps': tc.steps,
+               'env_steps': env_steps,
                'final_eval_return': final['eval_return'],
                'final_eval_return_std': final['eval_return_std'],
                'final_eval_returns': returns,
@@ -185,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         train(cfg, Path(args.out))
-    except envs.UnknownTaskError as exc:
+    except (envs.UnknownTaskError, envs.SnapshotUnsupported) as exc:
         print(f'mpo-ros-train: {exc}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -148,7 +148,9 @@ class TRPOConfig:
     ``cg_damping`` 0.1, the line search x0.8 up to 10 steps, ``gae_lambda`` 0.95 (the paper's
     Monte Carlo estimator is lambda = 1), advantage normalisation and the value baseline's
     Adam 1e-3, 10 epochs of 128-step minibatches. The KL bound on the *measured* KL with no
-    slack (baselines accepts 1.5 x) is this package's choice.
+    slack (baselines accepts 1.5 x) is this package's choice. ``estimator='vine'`` (Sec. 5.2,
+    simulation only): K = 4 actions per state as in the paper (Appendix E), rollouts of 50
+    steps and 125 states (its Swimmer settings).
     """
 
     batch_size: int = opt(2048, 'environment steps of the current policy per update '
@@ -171,10 +173,23 @@ class TRPOConfig:
     value_epochs: int = opt(10, 'passes over the batch per update for the value baseline',
                             (0, 1000))
     value_minibatch_size: int = opt(128, 'steps per value-baseline minibatch', (1, 10 ** 8))
+    estimator: str = opt('single_path', 'single_path: advantages along the batch (any runner); '
+                         'vine: Q estimates from branched rollouts at saved simulator states '
+                         '(paper Sec. 5.2; in-process trainer on a simulator only), batch_size '
+                         'is then the trunk length', choices=('single_path', 'vine'))
+    vine_states: int = opt(125, 'vine: rollout-set states per update, drawn from the trunk '
+                           '(paper: 500 Q values / 4 actions on Swimmer)', (1, 10 ** 6))
+    vine_actions: int = opt(4, 'vine: actions (each with its rollout) per state (paper: 4)',
+                            (2, 1000))
+    vine_rollout_length: int = opt(50, 'vine: steps of each rollout, Q = its discounted '
+                                   'return (paper: 50 on Swimmer, 100 on Hopper)', (1, 10 ** 5))
 
     def __post_init__(self) -> None:
         """Validate."""
         validate_fields(self)
+        if self.estimator == 'vine' and self.vine_states > self.batch_size:
+            raise ConfigError(f'TRPOConfig.vine_states={self.vine_states} is above batch_size='
+                              f'{self.batch_size}: the rollout set is drawn from the trunk')
 
 
 @dataclass

@@ -31,6 +31,25 @@ class OnPolicyBatch(NamedTuple):
     segment_ends: np.ndarray        # [N] bool: the last step of a segment
 
 
+class VineBatch(NamedTuple):
+    """
+    Vine data (TRPO Sec. 5.2): K actions at each of N rollout-set states, each with a rollout.
+
+    Shape legend here: ``N`` rollout-set states, ``K`` actions per state, ``H`` rollout steps,
+    ``T`` trunk steps. Rollout k of state n starts with ``actions[n, k]`` from the saved state
+    s_n; ``rewards[n, k, h]`` is its reward h steps later, while ``alive[n, k, h]`` (the
+    rollout took step h: it stops at a terminal step or the time limit, rewards are 0 after).
+    """
+
+    observations: np.ndarray        # [N, O]: the rollout set s_n
+    actions: np.ndarray             # [N, K, D]: a_{n,k} ~ pi_old(.|s_n), pre-clip
+    rewards: np.ndarray             # [N, K, H]
+    alive: np.ndarray               # [N, K, H] bool
+    trunk_observations: np.ndarray  # [T, O]: every trunk state (for the statistics)
+    trunk_steps: int                # T
+    branch_steps: int               # simulator steps of all rollouts (alive.sum())
+
+
 _FIELDS = ('obs', 'next_obs', 'action', 'reward', 'log_prob', 'terminal', 'end')
 
 

@@ -165,6 +165,11 @@ class LearnerNode(Node):
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.learner = learners.make(c.algorithm, obs_dim, act_dim, self.config, seed=c.seed,
                                      device=c.device)
+        if self.learner.data.kind in learners.SIMULATION_ONLY:
+            raise ParameterError(self.learner.data.parameter, (
+                f'{c.algorithm} asks for {self.learner.data.kind!r} data, collected by saving '
+                f'and restoring simulator states: the in-process trainer (mpo-ros-train) only. '
+                f'This node learns from actors, and a robot cannot be restored to a past state'))
         self.replay = learners.make_buffer(self.learner.data, obs_dim, act_dim,
                                            self.config.replay.capacity, seed=c.seed)
         self.schedule = learners.make_schedule(

@@ -15,9 +15,10 @@ import torch
 from mpo_ros.core.config import Config, ConfigError
 from mpo_ros.core.learners.base import DataRequest, Learner, make_buffer, make_schedule
 from mpo_ros.core.learners.base import MODEL_ROLLOUTS, ON_POLICY, SEQUENCES
+from mpo_ros.core.learners.base import SIMULATION_ONLY, VINE
 
 __all__ = ['DataRequest', 'Learner', 'make', 'make_buffer', 'make_schedule', 'names',
-           'register', 'MODEL_ROLLOUTS', 'ON_POLICY', 'SEQUENCES']
+           'register', 'MODEL_ROLLOUTS', 'ON_POLICY', 'SEQUENCES', 'SIMULATION_ONLY', 'VINE']
 
 Factory = Callable[[int, int, Config, int, 'str | torch.device'], Learner]
 _REGISTRY: dict[str, Factory] = {}

@@ -26,7 +26,15 @@ SEQUENCES = 'sequences'
 ON_POLICY = 'on_policy'
 #: Real transitions for a learned model, which then generates rollouts (model-based).
 MODEL_ROLLOUTS = 'model_rollouts'
-DATA_KINDS = (SEQUENCES, ON_POLICY, MODEL_ROLLOUTS)
+#: Branched rollouts from saved simulator states (TRPO's vine, Sec. 5.2): a rollout set of
+#: ``batch_size`` states along ``trunk_steps`` steps of the current policy, ``actions_per_state``
+#: actions from each, each followed by ``sequence_length`` steps (a
+#: :class:`~mpo_ros.core.onpolicy.VineBatch`). Needs a simulator that can save and restore its
+#: state: the in-process trainer collects it (``mpo_ros.vine``), the ROS learner node refuses.
+VINE = 'vine'
+DATA_KINDS = (SEQUENCES, ON_POLICY, MODEL_ROLLOUTS, VINE)
+#: Kinds only a runner owning a simulator can collect (not a robot, not the ROS pipeline).
+SIMULATION_ONLY = (VINE,)
 
 #: Metric-name prefixes: every metric a learner reports starts with one of them.
 METRIC_KINDS = ('loss/', 'dual/', 'kl/', 'q/', 'grad/', 'perf/', 'value/', 'model/')
@@ -37,8 +45,12 @@ class DataRequest:
     """What a learner consumes in one :meth:`Learner.step`."""
 
     kind: str              # one of DATA_KINDS
-    batch_size: int        # B: sequences (or steps) per update
-    sequence_length: int   # T: steps per sequence (1 for single transitions)
+    batch_size: int        # B: sequences (or steps, or vine rollout states) per update
+    sequence_length: int   # T: steps per sequence (1 for single transitions; vine: H)
+    actions_per_state: int = 1   # vine: K actions, each with its rollout, per rollout state
+    trunk_steps: int = 0         # vine: steps of the current policy the rollout set is drawn from
+    #: The configuration parameter that chose this kind, named when a runner refuses it.
+    parameter: str = 'algorithm'
 
     def __post_init__(self) -> None:
         """Validate."""
@@ -46,6 +58,10 @@ class DataRequest:
             raise ValueError(f'data kind {self.kind!r} is not one of {DATA_KINDS}')
         if self.batch_size < 1 or self.sequence_length < 1:
             raise ValueError('batch_size and sequence_length must be >= 1')
+        if self.kind == VINE and (self.actions_per_state < 2
+                                  or self.trunk_steps < self.batch_size):
+            raise ValueError('vine data needs actions_per_state >= 2 and trunk_steps >= '
+                             'batch_size (the rollout set is drawn from the trunk)')
 
 
 @runtime_checkable
@@ -96,6 +112,9 @@ def make_buffer(request: DataRequest, obs_dim: int, act_dim: int, capacity: int,
                               sequence_length=request.sequence_length)
     if request.kind == ON_POLICY:
         return OnPolicyBuffer(obs_dim, act_dim, request.batch_size)
+    if request.kind in SIMULATION_ONLY:
+        raise NotImplementedError(f'{request.kind!r} data is collected from a simulator by the '
+                                  f'in-process trainer, not stored in a buffer')
     raise NotImplementedError(f'no buffer for data kind {request.kind!r} yet')
 
 

@@ -14,6 +14,13 @@ step of the current policy version, segment by segment). One :meth:`TRPOLearner.
    when it fails (:func:`~mpo_ros.core.losses.trpo.natural_gradient_step`);
 3. the value network regressed on the targets with Adam, ``value_epochs`` passes of shuffled
    minibatches.
+
+With ``estimator='vine'`` it asks for :data:`~mpo_ros.core.learners.base.VINE` data instead
+(:class:`~mpo_ros.core.onpolicy.VineBatch`, simulation only) and one step is: Q estimates of
+the K rollouts per state (:func:`~mpo_ros.core.losses.trpo.vine_q_values`), the same
+natural-gradient step on the self-normalised surrogate of Eq. 16
+(:func:`~mpo_ros.core.losses.trpo.vine_surrogate`) with the mean KL over the rollout set; the
+value network is not used (the K estimates of a state are each other's baseline).
 """
 
 from __future__ import annotations
@@ -25,15 +32,19 @@ import torch
 
 from mpo_ros.core.config import Config, NetworkConfig, TRPOConfig
 from mpo_ros.core.learners import register
-from mpo_ros.core.learners.base import DataRequest, ON_POLICY
+from mpo_ros.core.learners.base import DataRequest, ON_POLICY, VINE
 from mpo_ros.core.losses import trpo as trpo_losses
 from mpo_ros.core.networks import PolicyNetwork, RunningNormalizer, ValueNetwork
-from mpo_ros.core.onpolicy import OnPolicyBatch
+from mpo_ros.core.onpolicy import OnPolicyBatch, VineBatch
 
 METRICS = ('loss/surrogate_gain', 'loss/expected_gain', 'loss/value', 'loss/entropy',
            'kl/policy', 'value/mean', 'value/target_mean', 'value/explained_variance',
            'value/advantage_std', 'grad/policy_norm', 'grad/cg_residual', 'grad/step_norm',
            'perf/line_search_steps', 'perf/line_search_accepted', 'perf/step_time')
+VINE_METRICS = ('loss/surrogate_gain', 'loss/expected_gain', 'loss/entropy', 'kl/policy',
+                'q/mean', 'q/action_spread', 'grad/policy_norm', 'grad/cg_residual',
+                'grad/step_norm', 'perf/line_search_steps', 'perf/line_search_accepted',
+                'perf/step_time', 'perf/trunk_steps', 'perf/branch_steps')
 
 
 class TRPOLearner:
@@ -49,7 +60,17 @@ class TRPOLearner:
         self.cfg = trpo or TRPOConfig()
         self.net_cfg = network or NetworkConfig()
         self.network = self.net_cfg
-        self.data = DataRequest(ON_POLICY, batch_size=self.cfg.batch_size, sequence_length=1)
+        self.vine = self.cfg.estimator == 'vine'
+        if self.vine:
+            self.data = DataRequest(VINE, batch_size=self.cfg.vine_states,
+                                    sequence_length=self.cfg.vine_rollout_length,
+                                    actions_per_state=self.cfg.vine_actions,
+                                    trunk_steps=self.cfg.batch_size, parameter='trpo.estimator')
+            self.log_metrics = ('kl/policy', 'loss/surrogate_gain', 'q/action_spread',
+                                'perf/line_search_steps')
+        else:
+            self.data = DataRequest(ON_POLICY, batch_size=self.cfg.batch_size,
+                                    sequence_length=1)
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -95,9 +116,14 @@ class TRPOLearner:
             assert out[k].shape == (n,), (k, out[k].shape)
         return out
 
+    def _tensor(self, x: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=dtype, device=self.device)
+
     # ------------------------------------------------------------------ update
-    def step(self, batch: OnPolicyBatch) -> dict[str, float]:
-        """One TRPO update on a whole on-policy batch; returns scalar metrics."""
+    def step(self, batch: OnPolicyBatch | VineBatch) -> dict[str, float]:
+        """One TRPO update on a whole on-policy (or vine) batch; returns scalar metrics."""
+        if self.vine:
+            return self._step_vine(batch)
         t0 = time.perf_counter()
         cfg = self.cfg
         x = self._to_tensors(batch)
@@ -153,6 +179,52 @@ class TRPOLearner:
                 'perf/line_search_accepted': float(search.accepted),
                 'perf/step_time': time.perf_counter() - t0}
 
+    def _step_vine(self, batch: VineBatch) -> dict[str, float]:
+        """One TRPO update on vine data: Eq. 16 within the trust region, no value fit."""
+        t0 = time.perf_counter()
+        assert isinstance(batch, VineBatch), type(batch)
+        cfg = self.cfg
+        obs, actions = self._tensor(batch.observations), self._tensor(batch.actions)
+        rewards, alive = self._tensor(batch.rewards), self._tensor(batch.alive, torch.bool)
+        n, k = actions.shape[:2]
+        assert obs.shape == (n, self.obs_dim), obs.shape
+        assert actions.shape == (n, k, self.act_dim), actions.shape
+        assert rewards.shape[:2] == (n, k) and alive.shape == rewards.shape, rewards.shape
+        q = trpo_losses.vine_q_values(rewards, alive, cfg.discount)              # [N, K]
+        by_action = actions.transpose(0, 1)                                       # [K, N, D]
+
+        with torch.no_grad():
+            old = self.policy(obs).detach()
+            old_log_prob = old.log_prob(by_action).transpose(0, 1)               # [N, K]
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+
+        def surrogate_fn() -> torch.Tensor:
+            log_prob = self.policy(obs).log_prob(by_action).transpose(0, 1)
+            return trpo_losses.vine_surrogate(log_prob, old_log_prob, q)
+
+        def kl_fn() -> torch.Tensor:
+            return trpo_losses.mean_kl(old, self.policy(obs))
+
+        result = trpo_losses.natural_gradient_step(
+            params, surrogate_fn, kl_fn, cfg.max_kl, cfg.cg_iterations, cfg.cg_damping,
+            cfg.line_search_shrink, cfg.line_search_steps)
+        with torch.no_grad():
+            ent = float(trpo_losses.entropy(self.policy(obs)).mean())
+        self._merge_pending()
+        self.num_steps += 1
+        search, stats = result.search, result.stats
+        return {'loss/surrogate_gain': search.surrogate_gain,
+                'loss/expected_gain': stats['expected_gain'], 'loss/entropy': ent,
+                'kl/policy': search.kl, 'q/mean': float(q.mean()),
+                'q/action_spread': float(q.std(dim=1).mean()),
+                'grad/policy_norm': stats['grad_norm'], 'grad/cg_residual': stats['cg_residual'],
+                'grad/step_norm': stats['step_norm'],
+                'perf/line_search_steps': float(search.backtracks),
+                'perf/line_search_accepted': float(search.accepted),
+                'perf/step_time': time.perf_counter() - t0,
+                'perf/trunk_steps': float(batch.trunk_steps),
+                'perf/branch_steps': float(batch.branch_steps)}
+
     def _fit_value(self, obs: torch.Tensor, targets: torch.Tensor) -> float:
         """Adam on the squared error, ``value_epochs`` shuffled passes; last pass's mean loss."""
         n = obs.shape[0]
@@ -176,7 +248,7 @@ class TRPOLearner:
 
     def metric_names(self) -> tuple[str, ...]:
         """Names of the metrics :meth:`step` returns."""
-        return METRICS
+        return VINE_METRICS if self.vine else METRICS
 
     def policy_state(self) -> dict[str, torch.Tensor]:
         """Return the policy's parameters and observation statistics, for broadcasting."""

@@ -14,7 +14,8 @@ which is never built: conjugate gradient needs only products F v, obtained by di
 the KL twice). The step ``beta s`` with ``s ~= (F + lambda I)^-1 g`` and
 ``beta = sqrt(2 delta / s^T (F + lambda I) s)`` is then shortened by a backtracking line
 search until the *measured* surrogate improves and the *measured* KL is within delta; if no
-step length does, the parameters are restored exactly.
+step length does, the parameters are restored exactly. The vine estimator (Sec. 5.2) replaces
+L by the self-normalised form of Eq. 16 over K actions per state (:func:`vine_surrogate`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,43 @@ def surrogate(log_prob: torch.Tensor, old_log_prob: torch.Tensor,
         log_prob.shape, old_log_prob.shape, advantages.shape)
     assert log_prob.dim() == 1, log_prob.shape
     return (torch.exp(log_prob - old_log_prob.detach()) * advantages.detach()).mean()
+
+
+def vine_q_values(rewards: torch.Tensor, alive: torch.Tensor, discount: float) -> torch.Tensor:
+    """
+    Monte Carlo Q estimates of the vine rollouts: ``Q[n, k] = sum_h gamma^h r[n, k, h]``.
+
+    ``rewards`` and ``alive`` are [N, K, H]; steps a rollout did not take (after its terminal
+    step or time limit) count nothing. No bootstrap at the horizon H: the paper's truncated
+    rollouts; the K rollouts of one state share the truncation, and the self-normalised
+    surrogate only uses differences between them.
+    """
+    assert rewards.dim() == 3 and alive.shape == rewards.shape, (rewards.shape, alive.shape)
+    h = rewards.shape[-1]
+    weights = discount ** torch.arange(h, dtype=torch.float64, device=rewards.device)
+    q = (rewards.double() * alive.double() * weights).sum(-1)
+    return q.to(rewards.dtype)
+
+
+def vine_surrogate(log_prob: torch.Tensor, old_log_prob: torch.Tensor,
+                   q: torch.Tensor) -> torch.Tensor:
+    """
+    Self-normalised importance-sampling surrogate of the vine (Eq. 16), averaged over states.
+
+    Inputs [N, K]: the K actions a_{n,k} ~ pi_old(.|s_n) of each rollout-set state, their log
+    densities under pi and pi_old, and their Q estimates::
+
+        L = mean_n  sum_k w_nk Q_nk / sum_k w_nk,     w_nk = pi(a_nk|s_n) / pi_old(a_nk|s_n)
+
+    (the weights normalised with a softmax of the log-ratios over k). At pi = pi_old it is the
+    mean Q and its gradient ``mean_n 1/K sum_k grad log pi(a_nk|s_n) (Q_nk - mean_k Q_nk)``:
+    the per-state mean of the K estimates is the baseline, so none is learned.
+    """
+    assert log_prob.shape == old_log_prob.shape == q.shape, (
+        log_prob.shape, old_log_prob.shape, q.shape)
+    assert log_prob.dim() == 2 and log_prob.shape[1] >= 2, log_prob.shape
+    weights = torch.softmax(log_prob - old_log_prob.detach(), dim=1)
+    return (weights * q.detach()).sum(1).mean()
 
 
 def mean_kl(old: Gaussian, new: Gaussian) -> torch.Tensor:
