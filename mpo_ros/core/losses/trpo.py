@@ -117,6 +117,14 @@ def vine_surrogate(log_prob: torch.Tensor, old_log_prob: torch.Tensor,
     (the weights normalised with a softmax of the log-ratios over k). At pi = pi_old it is the
     mean Q and its gradient ``mean_n 1/K sum_k grad log pi(a_nk|s_n) (Q_nk - mean_k Q_nk)``:
     the per-state mean of the K estimates is the baseline, so none is learned.
+
+    Why this form: it is the paper's estimator for continuous actions (Eq. 15 needs a finite
+    action set to enumerate). Unlike the plain importance-sampling mean
+    ``1/K sum_k w_nk Q_nk``, it is unchanged by a constant added to the Q values of a state,
+    so whatever the K truncated rollouts of a state share (the return beyond H, a common time
+    limit) cancels without a learned baseline, and it stays within the range of the Q values
+    whatever the weights. Its price, a bias of order 1/K (a ratio estimator), vanishes at
+    pi = pi_old, where the trust region keeps the update.
     """
     assert log_prob.shape == old_log_prob.shape == q.shape, (
         log_prob.shape, old_log_prob.shape, q.shape)
