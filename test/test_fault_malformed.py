@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 
 import fault_nodes as fn
 import numpy as np
@@ -34,7 +35,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa:
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from geometry_msgs.msg import PointStamped, PoseStamped  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray  # noqa: E402
+from std_msgs.msg import Float64MultiArray, Int64  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -52,10 +53,11 @@ def nodes(tmp_path_factory):
     cmds = fn.node_commands(TASK, ns, [
         f'learner.out_dir:={log_dir}/run', 'learner.replay.min_size:=100000',
         'learner.stats_period_s:=0.3', 'learner.resume:=false',
+        'actor.safety.sensor_timeout_s:=0.0',        # no watchdog command between test steps
         *('learner.' + a for a in NET_ARGS), *('actor.' + a for a in NET_ARGS)])
     procs = {n: fn.NodeProcess(n, cmds[n], log_dir) for n in ('learner', 'actor')}
     obs = fn.Observer('fault_malformed_observer')
-    state = {'ns': ns, 'obs': obs, 'procs': procs,
+    state = {'ns': ns, 'obs': obs, 'procs': procs, 'out': os.path.join(log_dir, 'run'),
              'counters': obs.record(Float64MultiArray, ns + '/learner/counters'),
              'traj_pub': obs.publisher(Trajectory, ns + '/trajectories', common.RELIABLE),
              'weights_pub': obs.publisher(PolicyWeights, ns + '/learner/policy_weights',
@@ -334,5 +336,176 @@ def test_bad_joint_states_are_rejected_and_nothing_is_commanded(arm_actor):
         assert not [m for r, m in arm['commands'] if r > t], f'{text}: a command was sent'
     t, sec = time.monotonic(), sec + 1
     _sensors(arm, sec)                                   # a valid frame is still acted on
+    assert obs.spin_until(lambda: [m for r, m in arm['commands'] if r > t], 30.0)
+    assert actor.alive() and 'Traceback' not in actor.log()
+
+
+# ---------------------------------------------------------------- hostile but well-formed input
+def progress_rows(nodes):
+    """Return the data rows of the learner's progress.csv."""
+    with open(os.path.join(nodes['out'], 'progress.csv')) as f:
+        return f.read().splitlines()[1:]
+
+
+def test_hostile_values_to_the_learner_are_rejected_and_nothing_is_stored(nodes):
+    """Finite but absurd observations / rewards, a long actor id, absurd evaluations."""
+    obs, learner = nodes['obs'], nodes['procs']['learner']
+    assert obs.wait_subscribers(nodes['traj_pub'], 1, START_TIMEOUT_S, learner), learner.log()
+    before = last_counters(nodes, time.monotonic())
+    big_obs = np.zeros((5, 3), np.float32)
+    big_obs[1, 2] = 1e30
+    cases = [
+        (chunk(0, actor_id='/hostile', observations=big_obs.ravel()),
+         'trajectory observations has |value| 1e+30 above the limit 1e+06'),
+        (chunk(0, actor_id='/hostile', rewards=np.array([0, 1e30, 0, 0], np.float32)),
+         'trajectory rewards has |value| 1e+30 above the limit'),
+        (chunk(0, actor_id='x' * 300), 'actor_id has 300 characters'),
+    ]
+    for i, (msg, text) in enumerate(cases):
+        after = send_and_expect(nodes, msg, text)
+        assert after['chunks_rejected'] == before['chunks_rejected'] + i + 1, (text, after)
+        assert after['replay_size'] == before['replay_size'], (text, after)
+        assert after['chunks_stored'] == before['chunks_stored'], (text, after)
+
+    pub = obs.publisher(Float64MultiArray, nodes['ns'] + '/evaluation', common.RELIABLE)
+    assert obs.wait_subscribers(pub, 1, 60.0, learner)
+    rows = progress_rows(nodes)
+    evals = [([2.0 ** 63, -100.0, 1.0, 5], 'evaluation env_steps 9.223372036854776e+18 is not'),
+             ([1000, 1e308, 1.0, 5], 'evaluation return 1e+308'),
+             ([1000, -100.0, -1.0, 5], 'std must be >= 0'),
+             ([1000, -100.0, 1.0, 0.5], 'evaluation episodes 0.5 is not an integer')]
+    for i, (values, text) in enumerate(evals):
+        count = learner.log().count(text)
+        pub.publish(conv.vector_msg(values))
+        assert obs.spin_until(lambda: learner.log().count(text) > count, 30.0), \
+            f'no {text!r} in the learner log:\n' + learner.log()[-3000:]
+        after = last_counters(nodes, time.monotonic() + 0.05)
+        assert after['evaluations_rejected'] == before['evaluations_rejected'] + i + 1
+    assert progress_rows(nodes) == rows                  # no bad row reached progress.csv
+    pub.publish(conv.vector_msg([1234, -150.0, 3.0, 2]))  # a valid one still does
+    assert obs.spin_until(lambda: len(progress_rows(nodes)) == len(rows) + 1, 60.0), \
+        learner.log()[-3000:]
+    assert progress_rows(nodes)[-1].startswith('1234,')
+    assert learner.alive() and 'Traceback' not in learner.log()
+
+
+def ensure_weights(nodes, version):
+    """Give the lone actor policy weights of ``version`` and wait until it uses them."""
+    obs, actor = nodes['obs'], nodes['procs']['actor']
+    assert obs.wait_subscribers(nodes['weights_pub'], 1, START_TIMEOUT_S, actor), actor.log()
+    nodes['weights_pub'].publish(weights(version))
+    assert obs.spin_until(lambda: actor_version(nodes) == version, 60.0), actor.log()[-3000:]
+
+
+def with_data(msg, index, value):
+    """Set one weight (by flat index) and fix the checksum, as a hostile sender would."""
+    data = np.asarray(msg.data, '<f4').copy()
+    data[index] = value
+    msg.data = data
+    msg.checksum = zlib.crc32(data.tobytes())
+    return msg
+
+
+def expect_actor_log(nodes, text, prefix, timeout=30.0):
+    """Wait until ``text`` follows the last ``prefix`` in the actor's log."""
+    actor = nodes['procs']['actor']
+    ok = nodes['obs'].spin_until(lambda: text in actor.log().split(prefix)[-1], timeout)
+    assert ok, f'no {text!r} after {prefix!r}:\n' + actor.log()[-3000:]
+
+
+def test_hostile_policy_weights_are_rejected_and_the_actor_keeps_its_policy(nodes):
+    """Empty data with checksum 0, bounded JSON, absurd weights, negative variance."""
+    ensure_weights(nodes, 20)
+    good = weights(21)
+    names = list(good.names)
+    m2 = int(good.offsets[names.index('normalizer.m2')])
+    empty = weights(22, data=np.zeros(0, np.float32), checksum=0, names=[], ranks=[],
+                    shapes=[], offsets=[])
+    cases = [
+        (empty, 'no weights (empty data)'),
+        (weights(23, config_json='[' * 10_000 + ']' * 10_000), 'nested deeper than 8'),
+        (weights(24, config_json='{"obs_dim": 1e999, "act_dim": 1, "network": {}}'),
+         'number 1e999 is not finite'),
+        (weights(25, config_json='{"obs_dim": 3, "act_dim": 1, "network": {"policy_hidden": '
+                 '[16, 16], "critic_hidden": [16, 16]}, "x": "' + 'y' * 70_000 + '"}'),
+         'at most 65536'),
+        (with_data(weights(26), 40, 1e30), 'has |value| 1e+30 above the limit 1e+06'),
+        (with_data(weights(27), m2, -1.0), 'normalizer.m2 is negative'),
+    ]
+    for msg, text in cases:
+        nodes['weights_pub'].publish(msg)
+        expect_actor_log(nodes, text, 'policy weights rejected')
+        assert actor_version(nodes) == 20, text
+    ensure_weights(nodes, 28)                                # a good one still works
+    assert nodes['procs']['actor'].alive() and 'Traceback' not in nodes['procs']['actor'].log()
+
+
+def step_msg(seq, obs=(0.1, 0.2, 0.3), reward=-1.0, start=False):
+    """Return a task/step message for the Pendulum actor."""
+    return conv.step_msg(conv.TaskStep(seq, reward, False, False, start, np.asarray(obs)))
+
+
+def test_hostile_task_steps_and_budgets_neither_crash_nor_stall_the_actor(nodes):
+    """Values beyond float32 / the limits, a sequence jump of 1e15 and a step budget of 0."""
+    obs, ns, actor = nodes['obs'], nodes['ns'], nodes['procs']['actor']
+    ensure_weights(nodes, 40)
+    commands = obs.record(Float64MultiArray, ns + '/joint_velocity_controller/commands')
+    steps = obs.publisher(Float64MultiArray, ns + '/task/step', common.RELIABLE)
+    budget = obs.publisher(Int64, ns + '/learner/step_budget', common.LATCHED)
+    assert obs.wait_subscribers(steps, 1, 60.0, actor) and obs.wait_subscribers(budget, 1)
+    obs.spin_for(1.0)
+
+    def commanded(msg, timeout=10.0):
+        t = time.monotonic()
+        steps.publish(msg)
+        return obs.spin_until(lambda: [1 for r, _ in commands if r > t], timeout)
+
+    assert commanded(step_msg(0, start=True), 60.0), actor.log()[-3000:]
+    flags = step_msg(1)
+    flags.data = np.array([1, -1, 0.5, 0, 0, 0.1, 0.2, 0.3])
+    cases = [(step_msg(1, obs=(1e39, 0.0, 0.0)), 'task step observation has |value| 1e+39'),
+             (step_msg(1, reward=1e30), 'task step reward has |value| 1e+30'),
+             (step_msg(2 ** 63), 'is not an integer in [0, 2^53]'),
+             (flags, 'must be 0 or 1'),
+             (step_msg(10 ** 15), 'ignored: more than max_sequence_jump 1000 after 0')]
+    for msg, text in cases:
+        count = actor.log().count(text)
+        assert not commanded(msg, 1.0), f'{text}: a command was sent'
+        assert obs.spin_until(lambda: actor.log().count(text) > count, 30.0), \
+            f'no {text!r} in the actor log:\n' + actor.log()[-3000:]
+    assert commanded(step_msg(1)), 'the actor stalled after the hostile steps'
+
+    budget.publish(Int64(data=0))
+    expect_actor_log(nodes, 'step budget 0 is neither -1 (unlimited) nor positive',
+                     'step budget rejected')
+    for seq in range(2, 36):          # one chunk (32 steps) sent: a budget of 1 would hold
+        assert commanded(step_msg(seq)), f'step {seq}: a budget of 0 was taken'
+    budget.publish(Int64(data=1))     # valid but forged: the learner repeats its own budget
+    assert commanded(step_msg(36), 20.0), 'a forged budget held the actor'
+    assert actor.alive() and 'Traceback' not in actor.log()
+
+
+def test_hostile_arm_sensor_values_are_rejected(arm_actor):
+    """A target at x = 1e39, an end-effector at 1e39 m, a joint at 1e39 rad."""
+    obs, actor, arm = arm_actor['obs'], arm_actor['actor'], arm_actor
+    for pub in ('joints', 'ee', 'target'):
+        assert obs.wait_subscribers(arm[pub], 1, START_TIMEOUT_S, actor), actor.log()[-3000:]
+    far = conv.point_msg(np.array([1e39, 0.0, 0.0]), 'world')
+    far_ee = conv.pose_msg(np.array([0.0, 1e39, 0.0]), np.array([1.0, 0, 0, 0]), 'world')
+    position = np.zeros(9)
+    position[2] = 1e39
+    for publish, text in (
+            (lambda s: arm['target'].publish(far), 'target has |value| 1e+39 above the limit'),
+            (lambda s: arm['ee'].publish(far_ee), 'ee_pose has |value| 1e+39 above the limit'),
+            (lambda s: _sensors(arm, s, position=position),
+             'joint_states.position has |value| 1e+39')):
+        t, sec = time.monotonic(), 500 + len(text)
+        count = actor.log().count(text)
+        publish(sec)
+        assert obs.spin_until(lambda: actor.log().count(text) > count, 30.0), \
+            f'no {text!r}:\n' + actor.log()[-3000:]
+        assert actor.alive()
+    t = time.monotonic()
+    _sensors(arm, 900)                                   # a valid frame is still acted on
     assert obs.spin_until(lambda: [m for r, m in arm['commands'] if r > t], 30.0)
     assert actor.alive() and 'Traceback' not in actor.log()

@@ -206,6 +206,40 @@ class ReplayConfig:
 
 
 @dataclass
+class InputLimits:
+    """
+    Plausible magnitudes of what arrives over the network, checked at the edge (conversions).
+
+    NaN / inf are always refused; these bounds refuse finite values that no real robot,
+    simulator or learner produces but that would overflow float32 on the way in (1e39 becomes
+    inf) or blow up the learner's statistics and losses (an observation or reward of 1e30).
+    Each bound applies to the absolute value of every entry. Set them wider for tasks with
+    larger units; they can be changed at run time.
+    """
+
+    observation: float = opt(1e6, 'bound on |observation entry| (task/step, trajectories, '
+                             'GetAction)', (1.0, 1e30))
+    reward: float = opt(1e6, 'bound on |reward| (task/step, trajectories)', (1e-6, 1e30))
+    action: float = opt(1e6, 'bound on |action entry| in trajectories (normalised, pre-clip)',
+                        (1.0, 1e30))
+    eval_return: float = opt(1e12, "bound on |mean| and std of an 'evaluation' message",
+                             (1.0, 1e30))
+    position: float = opt(1e3, 'bound on |x|, |y|, |z| of target and end-effector poses (m)',
+                          (1e-3, 1e12))
+    joint_position: float = opt(1e5, 'bound on |joint position| in joint_states (rad or m)',
+                                (1e-3, 1e12))
+    joint_velocity: float = opt(1e5, 'bound on |joint velocity| in joint_states',
+                                (1e-3, 1e12))
+    weight: float = opt(1e6, 'bound on |policy parameter| in PolicyWeights (normaliser '
+                        'statistics: mean within the observation bound, variance >= 0)',
+                        (1.0, 3e38))
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        validate_fields(self)
+
+
+@dataclass
 class TrainConfig:
     """In-process training loop settings."""
 

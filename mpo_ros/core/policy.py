@@ -82,6 +82,30 @@ def unflatten_state(flat: FlatWeights, reference: dict[str, torch.Tensor]
     return out
 
 
+def check_policy_state(state: dict[str, torch.Tensor], max_abs_weight: float | None = None,
+                       max_abs_obs: float | None = None) -> None:
+    """
+    Raise ValueError unless a policy state dict has plausible values.
+
+    The observation normaliser's buffers (``*normalizer.count``, ``*.m2``, ``*.mean``) are
+    statistics, not weights: count and sum of squares must be >= 0 (a negative variance makes
+    every action NaN) and the mean within ``max_abs_obs``; every other tensor within
+    ``max_abs_weight``.
+    """
+    for name, tensor in state.items():
+        if not torch.is_floating_point(tensor) or tensor.numel() == 0:
+            continue
+        leaf = name.rsplit('.', 1)[-1]
+        if 'normalizer' in name and leaf in ('count', 'm2'):
+            if float(tensor.min()) < 0:
+                raise ValueError(f'{name} is negative (variance and count must be >= 0)')
+            continue
+        bound = max_abs_obs if 'normalizer' in name and leaf == 'mean' else max_abs_weight
+        largest = float(tensor.abs().max())
+        if bound is not None and largest > bound:
+            raise ValueError(f'{name} has |value| {largest:.3g} above the limit {bound:g}')
+
+
 class Policy:
     """Acts with a policy network; thread-compatible (one lock is the caller's business)."""
 
@@ -101,9 +125,27 @@ class Policy:
         if version is not None:
             self.version = version
 
-    def load_flat(self, flat: FlatWeights, version: int) -> None:
-        """Apply transported weights after validation (ValueError on any defect)."""
-        self.net.load_state_dict(unflatten_state(flat, self.net.state_dict()))
+    def load_flat(self, flat: FlatWeights, version: int, max_abs_weight: float | None = None,
+                  max_abs_obs: float | None = None) -> None:
+        """
+        Apply transported weights after validation (ValueError on any defect).
+
+        Beyond :func:`unflatten_state`: every parameter within ``max_abs_weight``, the
+        observation normaliser's mean within ``max_abs_obs`` and its count and sum of squares
+        (the variance) >= 0, and the network's output at a zero observation finite. On any
+        defect the current weights stay.
+        """
+        state = unflatten_state(flat, self.net.state_dict())
+        check_policy_state(state, max_abs_weight, max_abs_obs)
+        previous = {k: v.clone() for k, v in self.net.state_dict().items()}
+        self.net.load_state_dict(state)
+        with torch.no_grad():
+            dist = self.net(torch.zeros(self.obs_dim))
+            probe = torch.cat([dist.mean.reshape(-1), dist.stddev.reshape(-1)])
+        if not torch.isfinite(probe).all():
+            self.net.load_state_dict(previous)
+            raise ValueError('weights give a non-finite action distribution at a zero '
+                             'observation')
         self.version = version
 
     def _observation(self, obs: np.ndarray) -> torch.Tensor:

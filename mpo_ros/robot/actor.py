@@ -23,7 +23,7 @@ import re
 import time
 from typing import Callable, Protocol
 
-from mpo_ros.core.config import NetworkConfig
+from mpo_ros.core.config import InputLimits, NetworkConfig
 from mpo_ros.core.policy import Action, FlatWeights, Policy
 from mpo_ros.core.streams import TrajectoryChunk
 from mpo_ros.envs import EnvSpec
@@ -35,6 +35,11 @@ from mpo_ros.robot.safety import SafetyFilter
 from mpo_ros.robot.sensors import SensorSync, SyncKind, SyncResult
 from mpo_ros.robot.tasks import SensorFrame
 import numpy as np
+
+
+# Out-of-window task/step sequence numbers in a row after which the actor follows them.
+RESYNC_STEPS = 3
+UNLIMITED = -1                  # the learner's step budget without a limit
 
 
 class ActorIO(Protocol):
@@ -108,6 +113,8 @@ class RobotActor:
         self.watchdog_fired = False
         self.last_success, self.last_distance = False, float('nan')
         self.steps_seen = 0                              # steps handled (the node's step rate)
+        self.limits = InputLimits()                      # the node replaces it from limits.*
+        self.implausible_steps = 0                       # consecutive out-of-window sequences
 
     # ------------------------------------------------------------ observations and commands
     def policy_obs(self, task_obs: np.ndarray) -> np.ndarray:
@@ -228,13 +235,32 @@ class RobotActor:
 
     # ------------------------------------------------------------ task/step path
     def on_task_step(self, step: TaskStep) -> bool:
-        """Take the bridge's step record; return whether a command was sent for it."""
+        """
+        Take the bridge's step record; return whether a command was sent for it.
+
+        A sequence number behind the last one (not an episode start: a restarted bridge) is
+        stale, and one more than ``max_sequence_jump`` ahead is implausible: both are ignored,
+        so one forged step (sequence 1e15) cannot make every real step look stale. Only
+        ``RESYNC_STEPS`` such steps in a row (the bridge really restarted or jumped) move the
+        sequence there.
+        """
         self._alive()
         if step.sequence == self.last_seq:
             self._repeat()
             return False
-        if step.sequence < self.last_seq and not step.episode_start:
-            return False                                    # stale
+        behind = step.sequence < self.last_seq and not step.episode_start
+        ahead = self.last_seq >= 0 and step.sequence - self.last_seq > self.cfg.max_sequence_jump
+        if behind or ahead:
+            self.implausible_steps += 1
+            if self.implausible_steps < RESYNC_STEPS:
+                if ahead:
+                    self.io.log('warning', f'task step sequence {step.sequence} ignored: '
+                                f'more than max_sequence_jump {self.cfg.max_sequence_jump} '
+                                f'after {self.last_seq}', 'seq')
+                return False                                # stale or implausible
+            self.io.log('warning', f'task step sequence moved from {self.last_seq} to '
+                        f'{step.sequence} for {RESYNC_STEPS} steps: following it', 'resync')
+        self.implausible_steps = 0
         self.last_seq = step.sequence
         self.state.latest = step
         if self.state.halted:
@@ -454,15 +480,18 @@ class RobotActor:
         policy = self.policy
         if policy is None or network != self.net_cfg:
             policy = Policy(obs_dim, act_dim, network, self.cfg.seed)
-        policy.load_flat(flat, int(version))
+        policy.load_flat(flat, int(version), self.limits.weight, self.limits.observation)
         if self.policy is None:
             self.io.log('info', f'first policy weights: version {version}')
         self.policy, self.net_cfg = policy, network
         self._try_deferred()
 
     def set_budget(self, budget: int) -> None:
-        """Take the learner's step budget (-1: unlimited)."""
-        self.budget = int(budget)
+        """Take the learner's step budget (-1: unlimited); ValueError for 0 or below -1."""
+        budget = int(budget)
+        if budget == 0 or budget < UNLIMITED:
+            raise ValueError(f'step budget {budget} is neither -1 (unlimited) nor positive')
+        self.budget = budget
         self._try_deferred()
 
     def query(self, obs: np.ndarray | None, deterministic: bool) -> tuple[Action, np.ndarray]:
@@ -473,7 +502,16 @@ class RobotActor:
             if self.state.latest is None:
                 raise ValueError('no sensor data yet')
             obs = self.policy_obs(self.state.latest.observation)
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.size and np.isfinite(obs).all() \
+                and float(np.max(np.abs(obs))) > self.limits.observation:
+            raise ValueError(f'observation has |value| {float(np.max(np.abs(obs))):.3g} above '
+                             f'the limit {self.limits.observation:g}')
         a = self.policy.act(obs, deterministic=deterministic)
+        values = np.concatenate([a.action, a.mean, a.stddev, [a.log_prob]])
+        if not np.isfinite(values).all():
+            raise ValueError('the policy gives a non-finite action here (NaN or inf); '
+                             'not answered')
         return a, self.actions.to_command(a.action)
 
     def shutdown(self) -> None:

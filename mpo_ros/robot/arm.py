@@ -98,7 +98,8 @@ class ActorConfig:
     seed: int = opt(0, 'policy sampling seed', (0, 2 ** 31 - 1))
     actor_id: str = opt('', 'actor id in trajectories (empty: the node name)')
     command_topic: str = opt(DEFAULT_COMMAND_TOPIC, 'joint command topic (actuator units)')
-    chunk_length: int = opt(32, 'transitions per Trajectory message', (1, 100_000))
+    chunk_length: int = opt(32, 'transitions per Trajectory message (at most the '
+                            "learner's streams.max_chunk_steps)", (1, 100_000))
     eval_every: int = opt(5000, 'training steps between evaluations (0: never)', (0, 10 ** 10))
     eval_episodes: int = opt(5, 'deterministic episodes per evaluation', (1, 1000))
     wait_for_weights: bool = opt(True, 'act only once the learner sent weights')
@@ -118,6 +119,9 @@ class ActorConfig:
     sync_tolerance_s: float = opt(0.02, 'max stamp difference of joint state and ee pose in '
                                   'one frame', (0.0, 10.0))
     episode_steps: int = opt(0, "frames per episode (0: the task's time limit)", (0, 10 ** 9))
+    max_sequence_jump: int = opt(1000, 'task/step: a sequence number this far beyond the last '
+                                 'one is ignored unless 3 steps in a row agree (a forged one '
+                                 'cannot stall the actor)', (1, 2 ** 53))
     latency_log: str = opt('', 'on shutdown write [unix time, receipt-to-command latency s] '
                            'of every command to this .npy file (benchmarks)')
 

@@ -42,12 +42,13 @@ A thin ROS shell around :class:`mpo_ros.robot.actor.RobotActor`, which holds the
 from __future__ import annotations
 
 import collections
+import re
 import sys
 import time
 
 from geometry_msgs.msg import PointStamped, PoseStamped
 from mpo_ros import envs
-from mpo_ros.core.config import NetworkConfig
+from mpo_ros.core.config import InputLimits, NetworkConfig
 from mpo_ros.core.streams import TrajectoryChunk
 from mpo_ros.robot import arm
 from mpo_ros.robot.actor import RobotActor
@@ -75,7 +76,7 @@ class ActorNode(Node):
         torch.set_num_threads(1)
         _, cfg = declare_config(self, {'': ActorConfig, 'network.': NetworkConfig,
                                        'reach.': arm.ReachConfig, 'reset.': arm.ResetConfig,
-                                       'safety.': arm.SafetyConfig})
+                                       'safety.': arm.SafetyConfig, 'limits.': InputLimits})
         self.cfg: ActorConfig = cfg['']
         self.reset_cfg: arm.ResetConfig = cfg['reset.']
         safety: arm.SafetyConfig = cfg['safety.']
@@ -88,12 +89,15 @@ class ActorNode(Node):
         self.task_obs_dim = spec.obs_dim            # size of the bridge's task/step observation
         self.actor_id = self.cfg.actor_id or self.get_fully_qualified_name()
         self._last_warn: dict[str, float] = {}
+        self.rejected: collections.Counter[str] = collections.Counter()
         self.reset_client = None
         try:
             self.robot = RobotActor(self.cfg, spec, cfg['reach.'], self.reset_cfg, safety,
                                     cfg['network.'], self, self.actor_id)
         except ValueError as exc:
             raise common.StartupError(f'invalid parameter: {exc}') from exc
+        self.limits: InputLimits = cfg['limits.']
+        self.robot.limits = self.limits
         pub, vector = self.create_publisher, Float64MultiArray
         self.pub_cmd = pub(vector, self.cfg.command_topic, common.RELIABLE)
         self.pub_traj = pub(conv.Trajectory, 'trajectories', common.RELIABLE)
@@ -116,8 +120,7 @@ class ActorNode(Node):
                                      common.RELIABLE)
         self.create_subscription(PolicyWeights, 'learner/policy_weights', self._on_weights,
                                  common.LATCHED)
-        self.create_subscription(Int64, 'learner/step_budget',
-                                 lambda msg: self.robot.set_budget(msg.data), common.LATCHED)
+        self.create_subscription(Int64, 'learner/step_budget', self._on_budget, common.LATCHED)
         self.create_subscription(Bool, safety.e_stop_topic,
                                  lambda msg: self.robot.set_e_stop(bool(msg.data)), 10)
         self.create_service(GetAction, '~/get_action', self._srv_get_action)
@@ -189,6 +192,14 @@ class ActorNode(Node):
         return 'called'
 
     # ------------------------------------------------------------ inputs
+    def _reject(self, kind: str, text: str) -> None:
+        """Count a rejected input of ``kind`` and log why (each reason at most every 5 s)."""
+        self.rejected[kind] += 1
+        if len(self._last_warn) > 1000:                    # bounded, whatever arrives
+            self._last_warn.clear()
+        self.log('warning', f'{text} ({self.rejected[kind]} {kind} input(s) rejected so far)',
+                 kind + ':' + re.sub(r'\d+', '#', text))
+
     def _acted(self, received: float, acted: bool) -> None:
         """Record the receipt-to-command latency of a message that led to a command."""
         if acted:
@@ -200,19 +211,21 @@ class ActorNode(Node):
     def _on_step(self, msg: Float64MultiArray) -> None:
         received = time.perf_counter()
         try:
-            step = conv.step_from_msg(msg, self.task_obs_dim)
+            step = conv.step_from_msg(msg, self.task_obs_dim, self.limits)
         except ValueError as exc:
-            self.log('warning', f'task step rejected: {exc}', 'step')
+            self._reject('step', f'task step rejected: {exc}')
             return
         self._acted(received, self.robot.on_task_step(step))
 
     def _on_joint_states(self, msg: JointState) -> None:
         received = time.perf_counter()
         try:
-            q = conv.joint_vector(msg, self.robot.joints, 'position', self.robot.known_joints)
-            qd = conv.joint_vector(msg, self.robot.joints, 'velocity', self.robot.known_joints)
+            q = conv.joint_vector(msg, self.robot.joints, 'position', self.robot.known_joints,
+                                  self.limits.joint_position)
+            qd = conv.joint_vector(msg, self.robot.joints, 'velocity', self.robot.known_joints,
+                                   self.limits.joint_velocity)
         except ValueError as exc:
-            self.log('warning', f'joint state rejected: {exc}', 'joints')
+            self._reject('joints', f'joint state rejected: {exc}')
             return
         stamp = conv.stamp_seconds(msg.header.stamp)
         self._acted(received, self.robot.on_joint_state(stamp, q, qd))
@@ -220,18 +233,19 @@ class ActorNode(Node):
     def _on_ee_pose(self, msg: PoseStamped) -> None:
         received = time.perf_counter()
         try:
-            position = conv.position_from_pose(msg)
+            position = conv.position_from_pose(msg, bound=self.limits.position)
         except ValueError as exc:
-            self.log('warning', f'end-effector pose rejected: {exc}', 'ee')
+            self._reject('ee', f'end-effector pose rejected: {exc}')
             return
         stamp = conv.stamp_seconds(msg.header.stamp)
         self._acted(received, self.robot.on_ee_pose(stamp, position))
 
     def _on_target(self, msg: PointStamped) -> None:
         try:
-            self.robot.on_target(conv.stamp_seconds(msg.header.stamp), conv.point_from_msg(msg))
+            self.robot.on_target(conv.stamp_seconds(msg.header.stamp),
+                                 conv.point_from_msg(msg, bound=self.limits.position))
         except ValueError as exc:
-            self.log('warning', f'target rejected: {exc}', 'target')
+            self._reject('target', f'target rejected: {exc}')
 
     def _on_weights(self, msg: PolicyWeights) -> None:
         try:
@@ -239,7 +253,13 @@ class ActorNode(Node):
             self.robot.load_weights(conv.weights_from_msg(msg), obs_dim, act_dim, net,
                                     int(msg.version))
         except ValueError as exc:
-            self.log('warning', f'policy weights rejected: {exc}', 'weights')
+            self._reject('weights', f'policy weights rejected: {exc}')
+
+    def _on_budget(self, msg: Int64) -> None:
+        try:
+            self.robot.set_budget(msg.data)
+        except ValueError as exc:
+            self._reject('budget', f'step budget rejected: {exc}')
 
     def _srv_set_active(self, request: SetBool.Request, response: SetBool.Response
                         ) -> SetBool.Response:

@@ -33,8 +33,10 @@ algorithm or one of its metrics.
   reason logged; ``resume: false`` starts fresh). A resumed learner's first policy version is
   above any version the previous process can have published, so actors accept it at once;
 - publishes ``~/counters`` (std_msgs/Float64MultiArray, labelled, with the stats): chunks
-  stored, lost (sequence gaps), rejected (invalid or duplicated), replay size, env steps,
-  updates, policy version.
+  stored, lost (sequence gaps), rejected (invalid or duplicated), stale, evaluations rejected,
+  replay size, env steps, updates, policy version. Values beyond ``limits.*``
+  (:class:`~mpo_ros.core.config.InputLimits`) are invalid; ``~/step_budget`` is repeated
+  every ``stats_period_s`` so a forged budget does not hold the actors.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from typing import Any
 from mpo_ros import envs
 from mpo_ros.core import checkpoint
 from mpo_ros.core import learners
-from mpo_ros.core.config import check_algorithm, Config, ConfigError, MPOConfig
+from mpo_ros.core.config import check_algorithm, Config, ConfigError, InputLimits, MPOConfig
 from mpo_ros.core.config import NetworkConfig, opt, ReplayConfig, TrainConfig, TRPOConfig
 from mpo_ros.core.config import validate_fields
 from mpo_ros.core.policy import flatten_state
@@ -113,9 +115,9 @@ class LearnerNodeConfig:
 
 # ~/counters layout (std_msgs/Float64MultiArray, labelled): chunk counts since the first start
 # of this checkpoint_dir, then the current sizes.
-COUNTERS = ('chunks_stored', 'chunks_lost', 'chunks_rejected', 'chunks_stale', 'replay_size',
-            'env_steps',
-            'learner_step', 'policy_version')
+COUNTS = ('chunks_stored', 'chunks_lost', 'chunks_rejected', 'chunks_stale',
+          'evaluations_rejected')
+COUNTERS = (*COUNTS, 'replay_size', 'env_steps', 'learner_step', 'policy_version')
 _CHECKPOINT_KEYS = ('config', 'env_steps', 'learner', 'replay')
 
 
@@ -137,8 +139,9 @@ class LearnerNode(Node):
         super().__init__('learner')
         _, cfg = declare_config(self, {'': LearnerNodeConfig, 'network.': NetworkConfig,
                                        'mpo.': MPOConfig, 'replay.': ReplayConfig,
-                                       'trpo.': TRPOConfig})
+                                       'trpo.': TRPOConfig, 'limits.': InputLimits})
         self.cfg: LearnerNodeConfig = cfg['']
+        self.limits: InputLimits = cfg['limits.']
         c = self.cfg
         try:
             self.config = Config(network=cfg['network.'], mpo=cfg['mpo.'],
@@ -185,7 +188,7 @@ class LearnerNode(Node):
         self.env_steps = 0
         self.version = 0
         self.train_returns: list[float] = []
-        self.counters = dict.fromkeys(COUNTERS[:4], 0)
+        self.counters = dict.fromkeys(COUNTS, 0)
         self.resumed_from: Path | None = None
         if c.resume:
             self._resume()
@@ -323,7 +326,7 @@ class LearnerNode(Node):
 
     def _on_trajectory(self, msg: Trajectory) -> None:
         try:
-            chunk = conv.trajectory_from_msg(msg, self.obs_dim, self.act_dim)
+            chunk = conv.trajectory_from_msg(msg, self.obs_dim, self.act_dim, self.limits)
         except ValueError as exc:
             self.counters['chunks_rejected'] += 1
             self._warn('traj', f'trajectory from {msg.actor_id!r} rejected: {exc}')
@@ -348,11 +351,12 @@ class LearnerNode(Node):
 
     def _on_evaluation(self, msg: Float64MultiArray) -> None:
         try:
-            steps, mean, std, episodes = conv.vector_from_msg(msg, 4, 'evaluation')
+            steps, mean, std, episodes = conv.evaluation_from_msg(msg, self.limits.eval_return)
         except ValueError as exc:
+            self.counters['evaluations_rejected'] += 1
             self._warn('eval', f'evaluation rejected: {exc}')
             return
-        self.inbox.put(('eval', int(steps), (mean, std, int(episodes))))
+        self.inbox.put(('eval', steps, (mean, std, episodes)))
 
     # ------------------------------------------------------------ publishing (any thread)
     def _publish_weights(self) -> None:
@@ -364,10 +368,17 @@ class LearnerNode(Node):
     def _collection_over(self) -> bool:
         return bool(self.cfg.max_env_steps and self.env_steps >= self.cfg.max_env_steps)
 
-    def _publish_budget(self) -> None:
+    def _publish_budget(self, again: bool = False) -> None:
+        """
+        Publish the step budget when it changed, or ``again`` (every stats period).
+
+        Repeating it overwrites, within a period, a forged budget on the same topic that
+        would otherwise hold the actors until the real one next changes (never, if the
+        learner waits for their steps).
+        """
         # After max_env_steps actors may finish their episode and evaluate freely.
         budget = self.schedule.step_budget(self.learner.num_steps, self._collection_over())
-        if budget != self._last_budget:
+        if budget != self._last_budget or again:
             self.pub_budget.publish(Int64(data=budget))
             self._last_budget = budget
 
@@ -389,7 +400,7 @@ class LearnerNode(Node):
                                                   ','.join(COUNTERS)))
 
     def _counter_values(self) -> list[int]:
-        return [*(self.counters[k] for k in COUNTERS[:4]), len(self.replay), self.env_steps,
+        return [*(self.counters[k] for k in COUNTS), len(self.replay), self.env_steps,
                 self.learner.num_steps, self.version]
 
     # ------------------------------------------------------------ training thread
@@ -476,6 +487,7 @@ class LearnerNode(Node):
             self._publish_budget()
             now = time.perf_counter()
             if now - stats_t >= c.stats_period_s:
+                self._publish_budget(again=True)
                 self._publish_stats(stats_window, now - stats_t)
                 stats_window, stats_t = [], now
             if self._collection_over() and not self.schedule.ready():
@@ -494,7 +506,7 @@ class LearnerNode(Node):
                    'final_eval_return_std': last.get('eval_return_std'),
                    'updates': self.learner.num_steps, 'policy_version': self.version,
                    'wall_time_s': time.perf_counter() - self.start, 'pipeline': 'ros',
-                   **{k: v for k, v in zip(COUNTERS[:4], self._counter_values())}}
+                   **{k: v for k, v in zip(COUNTS, self._counter_values())}}
         (self.out / 'summary.json').write_text(json.dumps(summary, indent=2))
         self.get_logger().info(
             f'done: {self.env_steps} env steps, {self.learner.num_steps} updates, final eval '
