@@ -6,7 +6,8 @@ reference with ``bench/sb3_trpo_run.py`` (sb3-contrib defaults), both with one t
 the deterministic policy evaluated on a separately seeded environment (10 episodes at the end).
 With ``--jobs 2`` the two sides of a pair run at the same time, so both see the same load; the
 order of the pairs alternates which side starts first. Finished runs are kept under ``--runs``
-and skipped when the script is started again, so a long comparison resumes where it stopped.
+and skipped when the script is started again (their results are also kept, committed, in
+``bench/results/<name>_runs/``), so a long comparison resumes where it stopped.
 Writes ``bench/results/<name>.json`` (per task: mean and std of the final returns over seeds,
 wall times, and the ratios ours / sb3-contrib) and a PNG of the evaluation curves.
 
@@ -58,13 +59,25 @@ def run_sb3(task: str, seed: int, steps: int, out: Path) -> dict:
     return json.loads((out / 'result.json').read_text())
 
 
-def run(side: str, task: str, seed: int, steps: int, base: Path) -> dict:
-    """Run one side unless its result is already there."""
+def run(side: str, task: str, seed: int, steps: int, base: Path, kept: Path) -> dict:
+    """
+    Run one side unless its result is already there.
+
+    Each finished run's result (a few kB, the curve included) is also kept under
+    ``bench/results/<name>_runs/``, which is committed: a later session resumes from it even
+    on a fresh work tree.
+    """
     out = base / task / f'{side}_s{seed}'
-    if (out / 'result.json').exists():
-        return json.loads((out / 'result.json').read_text())
-    print(f'[bench] {side} {task} seed {seed} ...', flush=True)
-    result = (run_ours if side == 'ours' else run_sb3)(task, seed, steps, out)
+    keep = kept / task / f'{side}_s{seed}.json'
+    for done in (keep, out / 'result.json'):
+        if done.exists():
+            result = json.loads(done.read_text())
+            break
+    else:
+        print(f'[bench] {side} {task} seed {seed} ...', flush=True)
+        result = (run_ours if side == 'ours' else run_sb3)(task, seed, steps, out)
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    keep.write_text(json.dumps(result, indent=2))
     print(f"[bench] {side} {task} seed {seed}: {result['final_eval_return']:.1f} in "
           f"{result['wall_time_s']:.0f} s", flush=True)
     return result
@@ -82,6 +95,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.time()
     base = ROOT / args.runs / str(args.steps)
+    kept = RESULTS / f'{args.name}_runs' / str(args.steps)
     pairs = [(task, seed) for seed in args.seeds for task in args.tasks]
     results: dict[tuple[str, str, int], dict] = {}
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -89,7 +103,8 @@ def main() -> int:
         for k, (task, seed) in enumerate(pairs):
             sides = ('ours', 'sb3') if k % 2 == 0 else ('sb3', 'ours')
             for side in sides:
-                futures[(side, task, seed)] = pool.submit(run, side, task, seed, args.steps, base)
+                futures[(side, task, seed)] = pool.submit(run, side, task, seed, args.steps, base,
+                                                          kept)
         for key, future in futures.items():
             results[key] = future.result()
     summary = {}
