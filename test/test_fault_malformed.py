@@ -54,6 +54,7 @@ def nodes(tmp_path_factory):
         f'learner.out_dir:={log_dir}/run', 'learner.replay.min_size:=100000',
         'learner.stats_period_s:=0.3', 'learner.resume:=false',
         'actor.safety.sensor_timeout_s:=0.0',        # no watchdog command between test steps
+        'learner.streams.actor_steps_per_s:=100.0', 'learner.streams.max_chunk_steps:=64',
         *('learner.' + a for a in NET_ARGS), *('actor.' + a for a in NET_ARGS)])
     procs = {n: fn.NodeProcess(n, cmds[n], log_dir) for n in ('learner', 'actor')}
     obs = fn.Observer('fault_malformed_observer')
@@ -386,6 +387,63 @@ def test_hostile_values_to_the_learner_are_rejected_and_nothing_is_stored(nodes)
     assert obs.spin_until(lambda: len(progress_rows(nodes)) == len(rows) + 1, 60.0), \
         learner.log()[-3000:]
     assert progress_rows(nodes)[-1].startswith('1234,')
+    assert learner.alive() and 'Traceback' not in learner.log()
+
+
+def settled(nodes, quiet=2.0, timeout=90.0):
+    """Return the learner's counters once they have not changed for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = last_counters(nodes, time.monotonic())
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    raise AssertionError('the counters kept changing: ' + str(last))
+
+
+def test_one_peer_cannot_take_the_replay_over(nodes):
+    """Too long a chunk, sequence 2^63 on a real id, a flood from one id and from made-up ids."""
+    obs, learner, pub = nodes['obs'], nodes['procs']['learner'], nodes['traj_pub']
+    assert obs.wait_subscribers(pub, 1, START_TIMEOUT_S, learner), learner.log()
+    before = last_counters(nodes, time.monotonic())
+    after = send_and_expect(nodes, chunk(0, t=65, actor_id='/long'),
+                            'trajectory has 65 steps, more than max_chunk_steps 64')
+    assert after['chunks_stored'] == before['chunks_stored']
+    # A real actor; a stranger reuses its id with sequence 2^63; the real one goes on.
+    pub.publish(chunk(0, start=True, actor_id='/real'))
+    assert obs.spin_until(lambda: last_counters(nodes, time.monotonic())['chunks_stored'] ==
+                          before['chunks_stored'] + 1, 30.0), learner.log()[-3000:]
+    after = send_and_expect(nodes, chunk(2 ** 63, seed=5, actor_id='/real'),
+                            'is implausibly far beyond the expected 1')
+    assert after['chunks_lost'] == before['chunks_lost']
+    stored = after['chunks_stored']
+    pub.publish(chunk(1, seed=6, actor_id='/real'))
+    assert obs.spin_until(lambda: last_counters(nodes, time.monotonic())['chunks_stored'] ==
+                          stored + 1, 30.0), learner.log()[-3000:]
+    # One id floods (streams.actor_steps_per_s 100, bursts of 2 s: 200 steps = 50 chunks).
+    # Publishing this fast, DDS (keep last 100) may drop some: count what arrived.
+    base = last_counters(nodes, time.monotonic())
+    for seq in range(200):
+        pub.publish(chunk(seq, seed=seq, start=seq == 0, actor_id='/greedy'))
+        if seq % 50 == 49:
+            obs.spin_for(0.02)
+    after = settled(nodes)
+    assert after['chunks_stored'] - base['chunks_stored'] <= 75, after
+    assert after['chunks_refused'] - base['chunks_refused'] >= 50, after
+    assert 'over the rate limit of 100 steps/s per actor' in learner.log()
+    # Made-up ids: at most streams.max_actors (16) ids are tracked, the rest is refused.
+    base = after
+    for i in range(400):
+        pub.publish(chunk(0, start=True, seed=i, actor_id=f'/fake_{i}'))
+        if i % 50 == 49:
+            obs.spin_for(0.02)
+    after = settled(nodes)
+    assert after['chunks_stored'] - base['chunks_stored'] <= 16, after
+    assert after['replay_size'] - base['replay_size'] <= 16 * 4, after
+    assert after['chunks_refused'] - base['chunks_refused'] >= 200, after
+    assert 'actor ids are tracked (streams.max_actors) and none is idle' in learner.log()
     assert learner.alive() and 'Traceback' not in learner.log()
 
 

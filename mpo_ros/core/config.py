@@ -240,6 +240,38 @@ class InputLimits:
 
 
 @dataclass
+class StreamConfig:
+    """
+    What one sender may put into the learner's replay (per-actor quotas).
+
+    An actor id is tracked from its first accepted chunk; at most ``max_actors`` ids are
+    tracked (one idle for ``actor_idle_s`` makes room), so a flood of made-up ids is refused
+    instead of filling the replay. Each id may send ``actor_steps_per_s`` steps per second on
+    average, in bursts of up to ``actor_burst_s`` seconds' worth (a token bucket). A sequence
+    number more than ``max_sequence_jump`` beyond the expected one is refused without moving
+    the expected one, so a chunk reusing a real actor's id with sequence 2^63 cannot block it.
+    """
+
+    max_chunk_steps: int = opt(1024, 'longest Trajectory accepted (steps; the actors\' '
+                               'chunk_length must not exceed it)', (1, 10 ** 7))
+    max_actors: int = opt(16, 'distinct actor ids tracked at once (more are refused)',
+                          (1, 100_000))
+    actor_idle_s: float = opt(60.0, 'an actor id silent this long may be replaced by a new one',
+                              (0.0, 1e9))
+    actor_steps_per_s: float = opt(5000.0, 'average steps per second accepted from one actor id',
+                                   (1e-3, 1e9))
+    actor_burst_s: float = opt(2.0, "seconds' worth of steps one actor id may send at once",
+                               (0.01, 1e6))
+    max_sequence_jump: int = opt(100_000, 'a chunk this far beyond the expected sequence '
+                                 'number is refused (a gap up to it opens a new stream)',
+                                 (1, 2 ** 62))
+
+    def __post_init__(self) -> None:
+        """Validate."""
+        validate_fields(self)
+
+
+@dataclass
 class TrainConfig:
     """In-process training loop settings."""
 

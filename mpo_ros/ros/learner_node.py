@@ -34,7 +34,8 @@ algorithm or one of its metrics.
   above any version the previous process can have published, so actors accept it at once;
 - publishes ``~/counters`` (std_msgs/Float64MultiArray, labelled, with the stats): chunks
   stored, lost (sequence gaps), rejected (invalid or duplicated), stale, evaluations rejected,
-  replay size, env steps, updates, policy version. Values beyond ``limits.*``
+  refused (over a ``streams.*`` quota: too many actor ids, over the per-actor rate), replay
+  size, env steps, updates, policy version. Values beyond ``limits.*``
   (:class:`~mpo_ros.core.config.InputLimits`) are invalid; ``~/step_budget`` is repeated
   every ``stats_period_s`` so a forged budget does not hold the actors.
 """
@@ -55,7 +56,8 @@ from mpo_ros import envs
 from mpo_ros.core import checkpoint
 from mpo_ros.core import learners
 from mpo_ros.core.config import check_algorithm, Config, ConfigError, InputLimits, MPOConfig
-from mpo_ros.core.config import NetworkConfig, opt, ReplayConfig, TrainConfig, TRPOConfig
+from mpo_ros.core.config import NetworkConfig, opt, ReplayConfig, StreamConfig, TrainConfig
+from mpo_ros.core.config import TRPOConfig
 from mpo_ros.core.config import validate_fields
 from mpo_ros.core.policy import flatten_state
 from mpo_ros.core.streams import chunk_fingerprint, StreamAssigner, TrajectoryChunk
@@ -116,7 +118,7 @@ class LearnerNodeConfig:
 # ~/counters layout (std_msgs/Float64MultiArray, labelled): chunk counts since the first start
 # of this checkpoint_dir, then the current sizes.
 COUNTS = ('chunks_stored', 'chunks_lost', 'chunks_rejected', 'chunks_stale',
-          'evaluations_rejected')
+          'evaluations_rejected', 'chunks_refused')
 COUNTERS = (*COUNTS, 'replay_size', 'env_steps', 'learner_step', 'policy_version')
 _CHECKPOINT_KEYS = ('config', 'env_steps', 'learner', 'replay')
 
@@ -139,9 +141,11 @@ class LearnerNode(Node):
         super().__init__('learner')
         _, cfg = declare_config(self, {'': LearnerNodeConfig, 'network.': NetworkConfig,
                                        'mpo.': MPOConfig, 'replay.': ReplayConfig,
-                                       'trpo.': TRPOConfig, 'limits.': InputLimits})
+                                       'trpo.': TRPOConfig, 'limits.': InputLimits,
+                                       'streams.': StreamConfig})
         self.cfg: LearnerNodeConfig = cfg['']
         self.limits: InputLimits = cfg['limits.']
+        self.stream_cfg: StreamConfig = cfg['streams.']
         c = self.cfg
         try:
             self.config = Config(network=cfg['network.'], mpo=cfg['mpo.'],
@@ -194,7 +198,7 @@ class LearnerNode(Node):
             self._resume()
         else:
             self._set_aside_old_checkpoints()
-        self.streams = StreamAssigner(self.replay.next_stream())
+        self.streams = StreamAssigner(self.replay.next_stream(), self.stream_cfg)
         self.inbox: queue.Queue = queue.Queue()
         self.pub_weights = self.create_publisher(PolicyWeights, '~/policy_weights',
                                                  common.LATCHED)
@@ -306,13 +310,14 @@ class LearnerNode(Node):
                                         self.cfg.checkpoint_keep, link=self.ckpt_path)
 
     # ------------------------------------------------------------ ROS callbacks (main thread)
-    def _warn(self, key: str, text: str) -> None:
+    def _warn(self, key: str, text: str, reason: str | None = None) -> None:
         """
         Log ``text``, at most every 5 s per kind of reason (numbers aside).
 
-        Distinct reasons are each logged at once; repeats say how many were not logged.
+        Distinct reasons are each logged at once; repeats say how many were not logged. The
+        kind is ``reason`` if given (so a flood from many made-up actor ids is one kind).
         """
-        key = key + ':' + re.sub(r'\d+', '#', text)
+        key = key + ':' + re.sub(r'\d+', '#', text if reason is None else reason)
         if len(self._last_warn) > 1000:                    # bounded, whatever arrives
             self._last_warn.clear()
         now = time.monotonic()
@@ -326,17 +331,21 @@ class LearnerNode(Node):
 
     def _on_trajectory(self, msg: Trajectory) -> None:
         try:
-            chunk = conv.trajectory_from_msg(msg, self.obs_dim, self.act_dim, self.limits)
+            chunk = conv.trajectory_from_msg(msg, self.obs_dim, self.act_dim, self.limits,
+                                             self.stream_cfg.max_chunk_steps)
         except ValueError as exc:
             self.counters['chunks_rejected'] += 1
-            self._warn('traj', f'trajectory from {msg.actor_id!r} rejected: {exc}')
+            self._warn('traj', f'trajectory from {msg.actor_id[:64]!r} rejected: {exc}',
+                       str(exc))
             return
-        lost = self.streams.lost
+        lost, refused = self.streams.lost, self.streams.refused
         actor, note = self.streams.assign(chunk.actor_id, chunk.sequence_number,
-                                          chunk.episode_start, chunk_fingerprint(chunk))
+                                          chunk.episode_start, chunk_fingerprint(chunk),
+                                          chunk.actions.shape[0])
         if actor is None:
-            self.counters['chunks_rejected'] += 1
-            self._warn('seq', f'trajectory from {chunk.actor_id!r} rejected: {note}')
+            kind = 'chunks_refused' if self.streams.refused > refused else 'chunks_rejected'
+            self.counters[kind] += 1
+            self._warn('seq', f'trajectory from {chunk.actor_id[:64]!r} rejected: {note}', note)
             return
         self.counters['chunks_lost'] += self.streams.lost - lost
         if note:
