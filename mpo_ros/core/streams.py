@@ -93,7 +93,7 @@ class StreamAssigner:
         return False
 
     def _tokens(self, actor: ActorStream | None, now: float) -> float:
-        """Steps the actor may send now (a new actor starts with a full bucket)."""
+        """Return the steps the actor may send now (a new actor starts with a full bucket)."""
         lim = self.limits
         cap = lim.actor_steps_per_s * lim.actor_burst_s
         if actor is None:
