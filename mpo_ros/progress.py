@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+import time
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -33,11 +34,19 @@ class ProgressLog:
 
     With ``resume`` the rows of an existing file are read back and new rows are appended to
     it; a file whose columns differ (another algorithm) is renamed aside, never overwritten.
+    Rows read back that are not finite numbers are left out of :attr:`rows` (and the plot).
+    ``plot_period_s`` > 0 limits :meth:`plot` (unless forced) to once per period, so a burst
+    of evaluations does not redraw the curve for each.
     """
 
     def __init__(self, out: Path, metric_names: Sequence[str], title: str,
-                 resume: bool = False) -> None:
+                 resume: bool = False, plot_period_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """Open ``out/progress.csv`` for the given learner metrics."""
+        self.plot_period_s, self.clock = plot_period_s, clock
+        self._plotted_at = -math.inf
+        self._plotted_rows = 0
+        self.dropped = 0                 # rows read back that were not finite numbers
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / 'progress.csv'
@@ -49,7 +58,12 @@ class ProgressLog:
             with open(self.path, newline='') as f:
                 reader = csv.DictReader(f)
                 if tuple(reader.fieldnames or ()) == self.fields:
-                    self.rows = [{k: float(v) for k, v in r.items()} for r in reader]
+                    for r in reader:
+                        row = _finite_row(r)
+                        if row is None:
+                            self.dropped += 1
+                        else:
+                            self.rows.append(row)
             if not self.rows:
                 self.path.rename(self.path.with_suffix('.csv.old'))
         self._file = open(self.path, 'a' if self.rows else 'w', newline='')
@@ -66,15 +80,35 @@ class ProgressLog:
         self.rows.append(full)
         return full
 
-    def plot(self) -> Path:
-        """Draw the learning curve of every row so far; return the PNG's path."""
+    def plot(self, force: bool = True) -> Path | None:
+        """
+        Draw the learning curve of every row so far; return the PNG's path.
+
+        Unless ``force``, nothing is drawn (None) within ``plot_period_s`` of the last drawing
+        or when no row came since.
+        """
+        now = self.clock()
+        if not force and (len(self.rows) == self._plotted_rows or
+                          now - self._plotted_at < self.plot_period_s):
+            return None
         path = self.out / 'learning_curve.png'
         plot_learning_curve(self.rows, path, self.title)
+        self._plotted_at, self._plotted_rows = now, len(self.rows)
         return path
 
     def close(self) -> None:
         """Close the CSV file."""
         self._file.close()
+
+
+def _finite_row(raw: dict[str, str | None]) -> dict[str, float] | None:
+    """Return a CSV row as finite floats, or None if any value is missing or not finite."""
+    try:
+        row = {k: float(v) for k, v in raw.items()}
+    except (TypeError, ValueError):
+        return None
+    required = ('env_steps', 'eval_return', 'eval_return_std')
+    return row if all(math.isfinite(row.get(k, math.nan)) for k in required) else None
 
 
 def format_row(row: dict[str, float], log_metrics: Sequence[str]) -> str:

@@ -55,6 +55,7 @@ def nodes(tmp_path_factory):
         'learner.stats_period_s:=0.3', 'learner.resume:=false',
         'actor.safety.sensor_timeout_s:=0.0',        # no watchdog command between test steps
         'learner.streams.actor_steps_per_s:=100.0', 'learner.streams.max_chunk_steps:=64',
+        'learner.plot_period_s:=3600.0',
         *('learner.' + a for a in NET_ARGS), *('actor.' + a for a in NET_ARGS)])
     procs = {n: fn.NodeProcess(n, cmds[n], log_dir) for n in ('learner', 'actor')}
     obs = fn.Observer('fault_malformed_observer')
@@ -387,6 +388,29 @@ def test_hostile_values_to_the_learner_are_rejected_and_nothing_is_stored(nodes)
     assert obs.spin_until(lambda: len(progress_rows(nodes)) == len(rows) + 1, 60.0), \
         learner.log()[-3000:]
     assert progress_rows(nodes)[-1].startswith('1234,')
+    assert learner.alive() and 'Traceback' not in learner.log()
+
+
+def test_a_burst_of_evaluations_is_recorded_but_not_replotted(nodes):
+    """300 evaluations froze commands for seconds: the curve is redrawn once per period."""
+    obs, learner = nodes['obs'], nodes['procs']['learner']
+    pub = obs.publisher(Float64MultiArray, nodes['ns'] + '/evaluation', common.RELIABLE)
+    assert obs.wait_subscribers(pub, 1, START_TIMEOUT_S, learner), learner.log()
+    png = os.path.join(nodes['out'], 'learning_curve.png')
+    rows = len(progress_rows(nodes))
+    pub.publish(conv.vector_msg([10, -100.0, 1.0, 1]))
+    assert obs.spin_until(lambda: len(progress_rows(nodes)) == rows + 1 and
+                          os.path.exists(png), 60.0), learner.log()[-3000:]
+    drawn = os.stat(png).st_mtime_ns
+    start = time.monotonic()
+    for i in range(100):
+        pub.publish(conv.vector_msg([20 + i, -100.0 + i, 1.0, 1]))
+        if i % 50 == 49:
+            obs.spin_for(0.02)
+    assert obs.spin_until(lambda: len(progress_rows(nodes)) >= rows + 101, 60.0), \
+        (len(progress_rows(nodes)), learner.log()[-3000:])
+    assert os.stat(png).st_mtime_ns == drawn            # plot_period_s 3600: not redrawn
+    assert time.monotonic() - start < 30.0
     assert learner.alive() and 'Traceback' not in learner.log()
 
 

@@ -60,3 +60,27 @@ def test_log_line_and_plot(tmp_path):
     assert 'critic' not in line
     assert log.plot().read_bytes()[:4] == b'\x89PNG'
     log.close()
+
+
+def test_plot_is_rate_limited_unless_forced_and_bad_rows_are_not_read_back(tmp_path):
+    now = [0.0]
+    log = ProgressLog(tmp_path, NAMES, 't', plot_period_s=30.0, clock=lambda: now[0])
+    log.record(_row(100), [])
+    assert log.plot(force=False) is not None                # the first one is drawn
+    drawn = (tmp_path / 'learning_curve.png').stat().st_mtime_ns
+    for steps in range(200, 2000, 100):                      # a burst of evaluations
+        log.record(_row(steps), [])
+        now[0] += 1.0
+        assert log.plot(force=False) is None
+    assert (tmp_path / 'learning_curve.png').stat().st_mtime_ns == drawn
+    now[0] += 12.0
+    assert log.plot(force=False) is not None                 # once the period is over
+    assert log.plot(force=False) is None                     # nothing new since
+    assert log.plot() is not None                            # the end: always
+    with open(tmp_path / 'progress.csv', 'a') as f:          # rows a hostile peer wrote
+        f.write('5,1,inf,1,0,1,1,1,0,0\n6,1,x,1,0,1,1,1,0,0\n')
+    log.close()
+    resumed = ProgressLog(tmp_path, NAMES, 't', resume=True)
+    assert resumed.dropped == 2 and len(resumed.rows) == 19
+    resumed.plot()
+    resumed.close()

@@ -20,7 +20,8 @@ algorithm or one of its metrics.
   ``~/step_budget`` (std_msgs/Int64, latched: the number of environment steps actors may send
   before the learner falls more than ``max_update_lag`` updates behind; -1 = unlimited);
 - subscribes ``evaluation`` (the actors' ``[env_steps, mean, std, episodes]``) and writes
-  ``out_dir/progress.csv`` and ``learning_curve.png`` like the in-process trainer, and with
+  ``out_dir/progress.csv`` (every row) and ``learning_curve.png`` (at most every
+  ``plot_period_s``, and at the end / on shutdown) like the in-process trainer, and with
   ``max_env_steps`` stops storing steps there, lifts the step budget so actors can finish
   their episode and evaluate, and ends itself after that final evaluation (writing
   ``summary.json``);
@@ -101,6 +102,9 @@ class LearnerNodeConfig:
                              '(0: run until stopped)', (0, 10 ** 12))
     final_eval_timeout_s: float = opt(300.0, 'give up waiting for the final evaluation',
                                       (0.0, 1e6))
+    plot_period_s: float = opt(30.0, 'redraw learning_curve.png at most this often (always at '
+                               'the end and on shutdown; progress.csv gets every row)',
+                               (0.0, 1e6))
     torch_threads: int = opt(1, 'torch intra-op threads (the machine is shared)', (1, 256))
     device: str = opt('cpu', 'torch device (cpu, cuda)')
     task_definition: str = opt('', "the actors' task definition (sets the observation size; "
@@ -211,7 +215,11 @@ class LearnerNode(Node):
                                  common.RELIABLE)
         self.progress = ProgressLog(self.out, self.learner.metric_names(),
                                     f'{c.algorithm} on {c.task} (ROS)',
-                                    resume=self.resumed_from is not None)
+                                    resume=self.resumed_from is not None,
+                                    plot_period_s=c.plot_period_s)
+        if self.progress.dropped:
+            self.get_logger().warning(f'{self.progress.dropped} row(s) of progress.csv with '
+                                      'non-finite values left out of the learning curve')
         self.start = time.perf_counter()
         self.done = False
         self.exit_code = 0
@@ -441,9 +449,16 @@ class LearnerNode(Node):
             'train_return': float(np.mean(recent)) if recent else float('nan'),
             'wall_time': time.perf_counter() - self.start, 'updates': self.learner.num_steps,
             'updates_per_s': len(window) / max(window_s, 1e-9)}, window)
-        self.progress.plot()
+        self._plot(force=False)
         self.get_logger().info(f'{format_row(row, self.learner.log_metrics)} | policy v'
                                f'{self.version}')
+
+    def _plot(self, force: bool) -> None:
+        """Draw the learning curve (rate-limited unless ``force``); a failure is only logged."""
+        try:
+            self.progress.plot(force)
+        except (ValueError, OverflowError, OSError) as exc:
+            self._warn('plot', f'learning curve not drawn: {exc}')
 
     def _train_loop(self) -> None:
         try:
@@ -508,6 +523,7 @@ class LearnerNode(Node):
     def _finish(self) -> None:
         """Write checkpoint, curve and summary, then end the node (max_env_steps reached)."""
         self._save()
+        self._plot(force=True)
         last = self.progress.rows[-1] if self.progress.rows else {}
         summary = {'task': self.cfg.task, 'algorithm': self.cfg.algorithm, 'seed': self.cfg.seed,
                    'env_steps': self.env_steps,
@@ -533,7 +549,7 @@ class LearnerNode(Node):
             path = self._save(clean_shutdown=True)
             self.get_logger().info(f'checkpoint {path} written at shutdown')
             if self.progress.rows:
-                self.progress.plot()
+                self._plot(force=True)
         self.progress.close()
 
 
