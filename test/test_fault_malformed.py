@@ -31,6 +31,7 @@ from mpo_ros.core.policy import flatten_state, Policy  # noqa: E402
 from mpo_ros.ros import common  # noqa: E402
 from mpo_ros.ros import conversions as conv  # noqa: E402
 from mpo_ros_interfaces.msg import PolicyWeights, Trajectory  # noqa: E402
+from mpo_ros_interfaces.srv import GetAction  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from geometry_msgs.msg import PointStamped, PoseStamped  # noqa: E402
@@ -520,6 +521,38 @@ def test_hostile_policy_weights_are_rejected_and_the_actor_keeps_its_policy(node
         assert actor_version(nodes) == 20, text
     ensure_weights(nodes, 28)                                # a good one still works
     assert nodes['procs']['actor'].alive() and 'Traceback' not in nodes['procs']['actor'].log()
+
+
+def overflowing_weights(version):
+    """Return weights finite at a zero observation whose stddev underflows to 0 elsewhere."""
+    import torch
+    net = NetworkConfig(policy_hidden=(16, 16), critic_hidden=(16, 16), min_std=0.0)
+    policy = Policy(3, 1, net, seed=1)
+    state = policy.net.state_dict()
+    with torch.no_grad():
+        for name in ('torso.0.bias', 'torso.1.bias', 'torso.3.bias', 'diag_head.bias'):
+            state[name].zero_()
+        state['torso.0.weight'].copy_(torch.linspace(-1, 1, 48).reshape(16, 3))
+        state['torso.3.weight'].copy_(torch.sign(torch.linspace(-1, 1, 16)).repeat(16, 1))
+        state['diag_head.weight'].fill_(-1e6)
+    return conv.weights_msg(flatten_state(state), version, 0, conv.network_json(3, 1, net))
+
+
+def test_get_action_never_answers_nan_with_success(nodes):
+    """Weights within every bound whose log-probability is NaN at some observations."""
+    obs, ns, actor = nodes['obs'], nodes['ns'], nodes['procs']['actor']
+    ensure_weights(nodes, 30)
+    nodes['weights_pub'].publish(overflowing_weights(31))
+    assert obs.spin_until(lambda: fn.get_action(obs, ns, [0.0, 0.0, 0.0]).policy_version == 31,
+                          60.0), actor.log()[-3000:]
+    zero = fn.get_action(obs, ns, [0.0, 0.0, 0.0])
+    assert zero.success and np.isfinite(zero.log_prob)
+    for deterministic in (True, False):
+        request = GetAction.Request(observation=[0.1, 0.2, 0.3], deterministic=deterministic)
+        r = obs.call(GetAction, ns + '/actor/get_action', request, 30.0)
+        assert r is not None and not r.success, r
+        assert 'non-finite' in r.message and list(r.action) == [], r.message
+    assert actor.alive() and 'Traceback' not in actor.log()
 
 
 def step_msg(seq, obs=(0.1, 0.2, 0.3), reward=-1.0, start=False):

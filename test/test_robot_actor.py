@@ -285,3 +285,19 @@ def test_policy_dims_with_the_previous_command():
     assert policy_dims(LINE, '', []) == (3, 2)
     assert policy_dims(LINE, '', [], True) == (5, 2)
     assert policy_dims(ARM, 'reach', ['j2'], True) == (3 + 9 + 1, 1)
+
+
+def test_a_policy_that_gives_nan_commands_zero_and_records_nothing():
+    actor, io, _ = make_actor(chunk_length=2)
+    n = actor.act_dim
+    fix_policy(actor, [math.nan] * n, [0.5] * n)
+    actor.on_task_step(step(0, [0, 0, 0], start=True))
+    for seq in (1, 2, 3):
+        actor.on_task_step(step(seq, [seq] * 3, reward=1.0))
+    assert all(not np.any(c) for c in io.commands) and io.commands
+    assert any('non-finite action' in text for _, text in io.logs)
+    assert all(np.isfinite(c.actions).all() for c in io.chunks)
+    fix_policy(actor, [0.1] * n, [0.5] * n)               # finite again: acts and records
+    for seq in (4, 5, 6):
+        actor.on_task_step(step(seq, [seq] * 3, reward=1.0))
+    assert np.any(io.commands[-1]) and io.chunks

@@ -158,6 +158,13 @@ class RobotActor:
     def _act(self, obs: np.ndarray) -> None:
         st = self.state
         a = self.policy.act(obs, deterministic=st.evaluating)
+        if not np.isfinite(np.concatenate([a.raw, [a.log_prob]])).all():
+            # Weights that are finite yet overflow here: never act on or record NaN.
+            self.io.log('warning', 'the policy gives a non-finite action for this observation: '
+                        'zero command, episode cut', 'nan')
+            self._cut_episode()
+            self._zero()
+            return
         command = self.actions.to_command(a.action)
         q = self.frame.joint_position if self.sensors and self.frame is not None else None
         safe = self.safety(command, q)
