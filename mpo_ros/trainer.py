@@ -149,6 +149,7 @@ def train(cfg: Config, out: Path, log=print) -> dict:
         replay = collector
     else:
         env_steps = tc.steps
+        follow_statistics = learner.data.kind == learners.SEQUENCES
         obs, ep_return = env.reset(), 0.0
         for t in range(1, tc.steps + 1):
             act = policy.act(obs)
@@ -163,10 +164,15 @@ def train(cfg: Config, out: Path, log=print) -> dict:
                 episode_returns.append(ep_return)
                 obs, ep_return = env.reset(), 0.0
             schedule.stored(before, len(replay), 1)
-            if schedule.learning(len(replay)):
-                while schedule.ready():
-                    window.append(learner.step(replay.sample()))
-                    schedule.take()
+            updated = False
+            while schedule.ready():
+                window.append(learner.step(replay.sample()))
+                schedule.take()
+                updated = True
+            # Off-policy learners move their observation statistics at every step, and once
+            # learning has started the acting policy follows them; an on-policy learner's
+            # policy changes only in an update.
+            if updated or (follow_statistics and schedule.learning(len(replay))):
                 policy.load_state(learner.policy_state(), learner.num_steps)
             if t % tc.eval_every == 0 and t != tc.steps:
                 record(t, tc.eval_episodes)
