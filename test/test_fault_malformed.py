@@ -244,6 +244,10 @@ def test_runtime_parameter_change_is_rejected_and_the_node_keeps_running(
     ('learner', ['-p', 'replay.batch_size:=0'], 'replay.batch_size'),
     ('bridge', ['-p', 'realtime_factor:=0.0'], 'realtime_factor'),
     ('actor', ['-p', 'timing_period_s:=-1.0'], 'timing_period_s'),
+    ('learner', ['-p', 'device:=banana'], 'device'),
+    pytest.param('learner', ['-p', 'device:=cuda'], 'device', marks=pytest.mark.skipif(
+        __import__('torch').cuda.is_available(), reason='this machine has CUDA')),
+    ('learner', ['-p', 'out_dir:=/dev/null/run'], 'out_dir'),
 ])
 def test_invalid_parameter_at_start_exits_2_naming_it(executable, args, name, tmp_path):
     """Extends test_ros_parameters (bridge mode, actor chunk_length) to more of each node."""
@@ -255,6 +259,7 @@ def test_invalid_parameter_at_start_exits_2_naming_it(executable, args, name, tm
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert f"invalid parameter '{name}'" in proc.stderr, proc.stderr[-3000:]
     assert 'Traceback' not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if executable in line]) == 1
 
 
 ARM_TASK = 'manip:reach_site_features'
@@ -553,6 +558,54 @@ def test_get_action_never_answers_nan_with_success(nodes):
         assert r is not None and not r.success, r
         assert 'non-finite' in r.message and list(r.action) == [], r.message
     assert actor.alive() and 'Traceback' not in actor.log()
+
+
+def set_param(nodes, node, name, value):
+    """Set one parameter through the node's SetParameters service; return its result."""
+    kind = {float: ParameterType.PARAMETER_DOUBLE, int: ParameterType.PARAMETER_INTEGER,
+            str: ParameterType.PARAMETER_STRING}.get(type(value))
+    v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=value) \
+        if isinstance(value, list) else _value(kind, value)
+    request = SetParameters.Request(parameters=[Parameter(name=name, value=v)])
+    result = nodes['obs'].call(SetParameters, f"{nodes['ns']}/{node}/set_parameters", request,
+                               60.0)
+    assert result is not None, nodes['procs'][node].log()[-3000:]
+    return result.results[0]
+
+
+def test_runtime_parameters_take_effect_or_are_refused_as_read_only(nodes):
+    """safety.max_velocity applies to the next command; read-only ones are refused."""
+    obs, ns, actor, learner = nodes['obs'], nodes['ns'], nodes['procs']['actor'], \
+        nodes['procs']['learner']
+    ensure_weights(nodes, 60)
+    commands = obs.record(Float64MultiArray, ns + '/joint_velocity_controller/commands')
+    steps = obs.publisher(Float64MultiArray, ns + '/task/step', common.RELIABLE)
+    assert obs.wait_subscribers(steps, 1, 60.0, actor)
+    obs.spin_for(0.5)
+    for name, value in (('safety.e_stop_topic', 'stop_here'), ('eval_every', 7),
+                        ('task', 'gym:Hopper-v5')):
+        result = set_param(nodes, 'actor', name, value)
+        assert not result.successful and 'read-only' in result.reason, (name, result.reason)
+    result = set_param(nodes, 'learner', 'publish_every', 3)
+    assert not result.successful and 'read-only' in result.reason
+    assert set_param(nodes, 'actor', 'safety.max_velocity', [0.01]).successful
+    t = time.monotonic()
+    for seq in range(1000, 1040):
+        steps.publish(step_msg(seq, obs=(0.3, -0.8, 5.0), start=seq == 1000))
+        obs.spin_for(0.02)
+    assert obs.spin_until(lambda: len([m for r, m in commands if r > t]) >= 30, 30.0), \
+        actor.log()[-3000:]
+    sent = np.concatenate([np.asarray(m.data) for r, m in commands if r > t])
+    assert np.abs(sent).max() <= 0.01 + 1e-12, sent
+    # The learner's input limits too: with limits.eval_return 10 a return of -100 is refused.
+    assert set_param(nodes, 'learner', 'limits.eval_return', 10.0).successful
+    pub = obs.publisher(Float64MultiArray, ns + '/evaluation', common.RELIABLE)
+    assert obs.wait_subscribers(pub, 1, 60.0, learner)
+    text = 'evaluation return -100 ± 1 outside the limit 10'
+    pub.publish(conv.vector_msg([77, -100.0, 1.0, 1]))
+    assert obs.spin_until(lambda: text in learner.log(), 30.0), learner.log()[-3000:]
+    assert set_param(nodes, 'learner', 'limits.eval_return', 1e12).successful
+    assert actor.alive() and learner.alive()
 
 
 def step_msg(seq, obs=(0.1, 0.2, 0.3), reward=-1.0, start=False):

@@ -42,15 +42,33 @@ def test_descriptors_carry_help_and_ranges(node):
     assert cfg['mpo.'] == MPOConfig() and cfg['network.'] == NetworkConfig()
 
 
-def test_runtime_changes_are_validated(node):
-    ConfigParameters(node, {'network.': NetworkConfig})
+def test_runtime_changes_are_validated_and_applied(node):
+    applied = []
+    ConfigParameters(node, {'network.': NetworkConfig}, live={'network.': applied.append})
     bad = node.set_parameters([Parameter('network.covariance', value='spherical')])[0]
     assert not bad.successful and 'network.covariance' in bad.reason
     bad = node.set_parameters([Parameter('network.min_std', value=0.9)])[0]
     assert not bad.successful                    # min_std must stay below init_std
+    assert applied == []
     good = node.set_parameters([Parameter('network.init_std', value=0.3)])[0]
     assert good.successful
+    assert applied == [NetworkConfig(init_std=0.3)]          # the node got the new section
     assert node.get_parameter('network.covariance').value == 'full'
+
+
+def test_parameters_that_cannot_take_effect_are_read_only(node):
+    def refuse(cfg):
+        raise ValueError(f'cannot use epsilon {cfg.epsilon}')
+    ConfigParameters(node, {'network.': NetworkConfig, 'mpo.': MPOConfig},
+                     live={'mpo.': refuse}, read_only=('mpo.discount',))
+    for name, value in (('network.init_std', 0.3), ('mpo.discount', 0.5)):
+        assert node.describe_parameter(name).read_only
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and 'read-only' in result.reason and name in result.reason
+    assert not node.describe_parameter('mpo.epsilon').read_only
+    result = node.set_parameters([Parameter('mpo.epsilon', value=0.2)])[0]
+    assert not result.successful and result.reason == 'cannot use epsilon 0.2'
+    assert node.get_parameter('mpo.epsilon').value == MPOConfig().epsilon
 
 
 def test_invalid_value_names_the_parameter(node):

@@ -84,6 +84,7 @@ class RobotActor:
         self.obs_dim, self.act_dim = arm.policy_dims(spec, cfg.task_definition, self.joints,
                                                      cfg.command_in_observation)
         driven = self.joints if self.sensors else []     # [] = every actuator, in order
+        self.spec, self.driven = spec, driven
         self.actions = ActionMap(*arm.actuator_bounds(spec, driven))
         self.safety = SafetyFilter(arm.safety_limits(safety, spec, driven))
         self.home = np.asarray(reset.home or [0.0] * len(self.joints), float)
@@ -408,6 +409,21 @@ class RobotActor:
         return False
 
     # ------------------------------------------------------------ safety
+    def set_safety(self, safety: arm.SafetyConfig) -> None:
+        """
+        Apply new safety settings at once: the next command is filtered by them.
+
+        ValueError (nothing changed) if they do not fit the controlled joints, or if a rate
+        limit would need ``command_in_observation``. The e-stop topic is fixed at start.
+        """
+        if safety.max_delta > 0 and not self.cfg.command_in_observation:
+            raise ValueError('safety.max_delta > 0 needs command_in_observation (set at start, '
+                             'on the learner too)')
+        limits = arm.safety_limits(safety, self.spec, self.driven)
+        self.safety.limits, self.safety_cfg = limits, safety
+        self.io.log('info', f'safety settings changed: max_velocity {limits.max_velocity}, '
+                    f'max_delta {limits.max_delta}, sensor_timeout_s {safety.sensor_timeout_s}')
+
     def set_e_stop(self, on: bool) -> None:
         """E-stop true latches zero commands; false releases (if not also deactivated)."""
         if on == self.state.e_stopped:

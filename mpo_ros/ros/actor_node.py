@@ -74,9 +74,14 @@ class ActorNode(Node):
     def __init__(self) -> None:
         super().__init__('actor')
         torch.set_num_threads(1)
+        # Safety settings and input limits take effect when set (on the next message); every
+        # other parameter is read-only at run time.
         _, cfg = declare_config(self, {'': ActorConfig, 'network.': NetworkConfig,
                                        'reach.': arm.ReachConfig, 'reset.': arm.ResetConfig,
-                                       'safety.': arm.SafetyConfig, 'limits.': InputLimits})
+                                       'safety.': arm.SafetyConfig, 'limits.': InputLimits},
+                                live={'safety.': lambda c: self.robot.set_safety(c),
+                                      'limits.': self._set_limits},
+                                read_only=('safety.e_stop_topic',))
         self.cfg: ActorConfig = cfg['']
         self.reset_cfg: arm.ResetConfig = cfg['reset.']
         safety: arm.SafetyConfig = cfg['safety.']
@@ -126,8 +131,9 @@ class ActorNode(Node):
         self.create_service(GetAction, '~/get_action', self._srv_get_action)
         self.create_service(SetBool, '~/set_active', self._srv_set_active)
         self.create_timer(self.cfg.timing_period_s, self._on_timing)
-        if safety.sensor_timeout_s > 0:
-            self.create_timer(min(0.1, safety.sensor_timeout_s / 4), self.robot.watchdog)
+        # Always running, so a sensor_timeout_s set at run time applies (0.1 s resolution).
+        self.create_timer(min(0.1, safety.sensor_timeout_s / 4) if safety.sensor_timeout_s > 0
+                          else 0.1, self.robot.watchdog)
         self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.all_latencies: list[tuple[float, float]] = []     # (unix time, latency s)
         self.window_steps, self.window_start = 0, time.monotonic()
@@ -190,6 +196,10 @@ class ActorNode(Node):
             f.result() is not None and f.result().success,
             getattr(f.result(), 'message', '')))
         return 'called'
+
+    def _set_limits(self, limits: InputLimits) -> None:
+        """Apply new input limits (the next message is checked against them)."""
+        self.limits = self.robot.limits = limits
 
     # ------------------------------------------------------------ inputs
     def _reject(self, kind: str, text: str) -> None:

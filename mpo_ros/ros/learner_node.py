@@ -49,6 +49,7 @@ from pathlib import Path
 import queue
 import re
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -127,6 +128,27 @@ COUNTERS = (*COUNTS, 'replay_size', 'env_steps', 'learner_step', 'policy_version
 _CHECKPOINT_KEYS = ('config', 'env_steps', 'learner', 'replay')
 
 
+def _check_device(device: str) -> None:
+    """Raise StartupError (one line, naming the parameter) unless ``device`` can be used."""
+    try:
+        torch.zeros(1, device=torch.device(device))
+    except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise common.StartupError(f"invalid parameter 'device': {device!r} cannot be used on "
+                                  f'this machine ({why}); use device:=cpu') from exc
+
+
+def _check_writable(path: Path, name: str) -> None:
+    """Create ``path`` and write a file in it, or raise StartupError naming the parameter."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise common.StartupError(f"invalid parameter '{name}': cannot write to {path} "
+                                  f'({exc.strerror or exc})') from exc
+
+
 def _check_checkpoint(state: dict[str, Any]) -> None:
     """Raise ValueError unless ``state`` looks like a complete learner checkpoint."""
     missing = [k for k in _CHECKPOINT_KEYS if k not in state]
@@ -143,10 +165,14 @@ class LearnerNode(Node):
 
     def __init__(self) -> None:
         super().__init__('learner')
+        # Input limits and stream quotas take effect when set (on the next message); every
+        # other parameter is read-only at run time.
         _, cfg = declare_config(self, {'': LearnerNodeConfig, 'network.': NetworkConfig,
                                        'mpo.': MPOConfig, 'replay.': ReplayConfig,
                                        'trpo.': TRPOConfig, 'limits.': InputLimits,
-                                       'streams.': StreamConfig})
+                                       'streams.': StreamConfig},
+                                live={'limits.': self._set_limits,
+                                      'streams.': self._set_stream_limits})
         self.cfg: LearnerNodeConfig = cfg['']
         self.limits: InputLimits = cfg['limits.']
         self.stream_cfg: StreamConfig = cfg['streams.']
@@ -174,6 +200,11 @@ class LearnerNode(Node):
         except ValueError as exc:
             raise common.StartupError(f"invalid parameter 'joints': {exc}") from exc
         self.obs_dim, self.act_dim = obs_dim, act_dim
+        _check_device(c.device)
+        self.out = Path(c.out_dir)
+        self.ckpt_dir = Path(c.checkpoint_dir) if c.checkpoint_dir else self.out / 'checkpoints'
+        _check_writable(self.out, 'out_dir')
+        _check_writable(self.ckpt_dir, 'checkpoint_dir' if c.checkpoint_dir else 'out_dir')
         self.learner = learners.make(c.algorithm, obs_dim, act_dim, self.config, seed=c.seed,
                                      device=c.device)
         if self.learner.data.kind in learners.SIMULATION_ONLY:
@@ -189,9 +220,6 @@ class LearnerNode(Node):
         self.config_json = conv.network_json(obs_dim, act_dim, self.learner.network)
         # On-policy: every update publishes, and chunks of older versions are dropped.
         self.on_policy = self.learner.data.kind == learners.ON_POLICY
-        self.out = Path(c.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir = Path(c.checkpoint_dir) if c.checkpoint_dir else self.out / 'checkpoints'
         self.ckpt_path = self.out / 'checkpoint.pt'      # hard link to the newest checkpoint
         self.env_steps = 0
         self.version = 0
@@ -247,6 +275,15 @@ class LearnerNode(Node):
             self.done = True
         else:
             self.thread.start()
+
+    # ------------------------------------------------------------ runtime parameters
+    def _set_limits(self, limits: InputLimits) -> None:
+        """Apply new input limits (the next message is checked against them)."""
+        self.limits = limits
+
+    def _set_stream_limits(self, limits: StreamConfig) -> None:
+        """Apply new stream quotas (the next chunk is checked against them)."""
+        self.stream_cfg = self.streams.limits = limits
 
     # ------------------------------------------------------------ state
     def _resume(self) -> None:

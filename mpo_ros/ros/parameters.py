@@ -5,15 +5,19 @@ Each dataclass field becomes a parameter ``<prefix><field>`` (e.g. ``mpo.epsilon
 descriptor carries the field's ``help`` text, its choices and its ``range`` as a
 FloatingPointRange / IntegerRange. Values are read back into the dataclass, whose validation
 (ConfigError) decides; a bad value becomes a :class:`ParameterError` naming the parameter.
-Runtime changes are checked the same way by an on-set-parameters callback and rejected with
-the reason.
+
+At run time a parameter either takes effect or is refused: only the sections a node names in
+``live`` can change (validated the same way, then handed to the node's callback, which applies
+them before the next message is handled; a ValueError from it refuses the change with its
+reason). Every other parameter is declared read-only (``ros2 param describe`` shows it) and
+rclpy refuses a change with "Trying to set a read-only parameter".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, Callable
 
 from mpo_ros.core.config import ConfigError
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -55,12 +59,15 @@ def parameter_type(f: dataclasses.Field) -> int:
             float: ParameterType.PARAMETER_DOUBLE}.get(kind, ParameterType.PARAMETER_STRING)
 
 
-def descriptor(name: str, f: dataclasses.Field) -> ParameterDescriptor:
-    """Descriptor with the field's help, choices and range."""
+def descriptor(name: str, f: dataclasses.Field, read_only: bool = False) -> ParameterDescriptor:
+    """Descriptor with the field's help, choices, range and whether it is read-only."""
     text = f.metadata.get('help', '')
     if 'choices' in f.metadata:
         text += f" (one of: {', '.join(f.metadata['choices'])})"
-    desc = ParameterDescriptor(name=name, type=parameter_type(f), description=text)
+    if read_only:
+        text += ' [read-only at run time: set it at start]'
+    desc = ParameterDescriptor(name=name, type=parameter_type(f), description=text,
+                               read_only=read_only)
     rng = f.metadata.get('range')
     if rng is not None:
         if desc.type == ParameterType.PARAMETER_DOUBLE:
@@ -77,14 +84,20 @@ def descriptor(name: str, f: dataclasses.Field) -> ParameterDescriptor:
 class ConfigParameters:
     """Declares dataclass sections as parameters on a node and reads them back."""
 
-    def __init__(self, node: Node, sections: dict[str, type]) -> None:
+    def __init__(self, node: Node, sections: dict[str, type],
+                 live: dict[str, Callable[[Any], None]] | None = None,
+                 read_only: tuple[str, ...] = ()) -> None:
         """
         Declare every field of every section; ``sections`` maps prefix -> dataclass type.
 
-        The prefix is '' for node-level settings or e.g. 'mpo.' for MPOConfig.
+        The prefix is '' for node-level settings or e.g. 'mpo.' for MPOConfig. ``live`` maps
+        the prefixes that may change at run time to a callback taking the new, validated
+        section; parameters of other sections, and those named in ``read_only``, are
+        declared read-only.
         """
         self.node = node
         self.sections = sections
+        self.live = dict(live or {})
         self.owner: dict[str, tuple[str, dataclasses.Field]] = {}
         for prefix, cls in sections.items():
             for f in dataclasses.fields(cls):
@@ -95,8 +108,9 @@ class ConfigParameters:
                 if value == []:
                     # An empty list has no element type: declare by type, unset means ().
                     value = Parameter.Type(parameter_type(f))
+                fixed = prefix not in self.live or name in read_only
                 try:
-                    node.declare_parameter(name, value, descriptor(name, f))
+                    node.declare_parameter(name, value, descriptor(name, f, fixed))
                 except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
                     raise ParameterError(name, str(exc).strip()) from exc
                 self.owner[name] = (prefix, f)
@@ -127,18 +141,29 @@ class ConfigParameters:
         return out
 
     def _on_set(self, params: list[Parameter]) -> SetParametersResult:
-        """Reject a runtime change that the dataclass validation refuses."""
+        """Validate a runtime change and apply it through the live callbacks, or refuse it."""
         overrides = {p.name: p.value for p in params if p.name in self.owner}
         if not overrides:
             return SetParametersResult(successful=True)
         try:
-            self.read(overrides)
+            sections = self.read(overrides)
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        touched = {self.owner[name][0] for name in overrides}
+        for prefix in touched:
+            if prefix not in self.live:      # read-only: rclpy refuses before this callback
+                return SetParametersResult(successful=False,
+                                           reason=f'{prefix}* is read-only at run time')
+            try:
+                self.live[prefix](sections[prefix])
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
 
-def declare_config(node: Node, sections: dict[str, type]) -> tuple[ConfigParameters, dict]:
-    """Declare and read ``sections`` in one go (raises ParameterError)."""
-    params = ConfigParameters(node, sections)
+def declare_config(node: Node, sections: dict[str, type],
+                   live: dict[str, Callable[[Any], None]] | None = None,
+                   read_only: tuple[str, ...] = ()) -> tuple[ConfigParameters, dict]:
+    """Declare and read ``sections`` in one go (raises ParameterError); see ConfigParameters."""
+    params = ConfigParameters(node, sections, live, read_only)
     return params, params.read()
