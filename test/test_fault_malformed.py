@@ -593,8 +593,9 @@ def test_runtime_parameters_take_effect_or_are_refused_as_read_only(nodes):
     for seq in range(1000, 1040):
         steps.publish(step_msg(seq, obs=(0.3, -0.8, 5.0), start=seq == 1000))
         obs.spin_for(0.02)
-    assert obs.spin_until(lambda: len([m for r, m in commands if r > t]) >= 30, 30.0), \
-        actor.log()[-3000:]
+    assert obs.spin_until(lambda: len([m for r, m in commands if r > t]) >= 40, 30.0), \
+        actor.log()[-3000:]                  # every step answered: none left for later tests
+    obs.spin_for(0.5)
     sent = np.concatenate([np.asarray(m.data) for r, m in commands if r > t])
     assert np.abs(sent).max() <= 0.01 + 1e-12, sent
     # The learner's input limits too: with limits.eval_return 10 a return of -100 is refused.
@@ -616,7 +617,7 @@ def step_msg(seq, obs=(0.1, 0.2, 0.3), reward=-1.0, start=False):
 def test_hostile_task_steps_and_budgets_neither_crash_nor_stall_the_actor(nodes):
     """Values beyond float32 / the limits, a sequence jump of 1e15 and a step budget of 0."""
     obs, ns, actor = nodes['obs'], nodes['ns'], nodes['procs']['actor']
-    ensure_weights(nodes, 40)
+    ensure_weights(nodes, 70)
     commands = obs.record(Float64MultiArray, ns + '/joint_velocity_controller/commands')
     steps = obs.publisher(Float64MultiArray, ns + '/task/step', common.RELIABLE)
     budget = obs.publisher(Int64, ns + '/learner/step_budget', common.LATCHED)
@@ -629,6 +630,9 @@ def test_hostile_task_steps_and_budgets_neither_crash_nor_stall_the_actor(nodes)
         return obs.spin_until(lambda: [1 for r, _ in commands if r > t], timeout)
 
     assert commanded(step_msg(0, start=True), 60.0), actor.log()[-3000:]
+    quiet = time.monotonic()                 # let answers to earlier tests' steps drain
+    obs.spin_until(lambda: time.monotonic() - max([quiet] + [r for r, _ in commands]) > 1.5,
+                   30.0)
     flags = step_msg(1)
     flags.data = np.array([1, -1, 0.5, 0, 0, 0.1, 0.2, 0.3])
     cases = [(step_msg(1, obs=(1e39, 0.0, 0.0)), 'task step observation has |value| 1e+39'),
