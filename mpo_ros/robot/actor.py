@@ -117,6 +117,16 @@ class RobotActor:
         self.limits = InputLimits()                      # the node replaces it from limits.*
         self.implausible_steps = 0                       # consecutive out-of-window sequences
 
+    def describe(self, command_topic: str) -> str:
+        """One start-up line: what the actor observes, drives and records."""
+        c = self.cfg
+        source = (f'{c.task_definition} from {c.joint_states_topic}, {c.ee_pose_topic}, '
+                  f'{c.target_topic}, joints {self.joints}' if self.sensors else 'task/step')
+        return (f'{self.recorder.actor_id}: {self.spec.task}, obs {self.obs_dim} ({source}), '
+                f'act {self.act_dim} on {command_topic}, chunk {c.chunk_length}, eval every '
+                f'{c.eval_every} steps; waiting for '
+                f"{'weights' if self.policy is None else 'sensors'}")
+
     # ------------------------------------------------------------ observations and commands
     def policy_obs(self, task_obs: np.ndarray) -> np.ndarray:
         """Return the policy's observation: the task's, then the previous command if enabled."""

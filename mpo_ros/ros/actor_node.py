@@ -41,8 +41,6 @@ A thin ROS shell around :class:`mpo_ros.robot.actor.RobotActor`, which holds the
 
 from __future__ import annotations
 
-import collections
-import re
 import sys
 import time
 
@@ -54,6 +52,7 @@ from mpo_ros.robot import arm
 from mpo_ros.robot.actor import RobotActor
 from mpo_ros.robot.arm import ActorConfig
 from mpo_ros.robot.episode import EvalResult
+from mpo_ros.robot.telemetry import Latency, Rejections, Throttle
 from mpo_ros.ros import common
 from mpo_ros.ros import conversions as conv
 from mpo_ros.ros.parameters import declare_config
@@ -93,8 +92,9 @@ class ActorNode(Node):
         env.close()
         self.task_obs_dim = spec.obs_dim            # size of the bridge's task/step observation
         self.actor_id = self.cfg.actor_id or self.get_fully_qualified_name()
-        self._last_warn: dict[str, float] = {}
-        self.rejected: collections.Counter[str] = collections.Counter()
+        self.throttle = Throttle()
+        self.rejections = Rejections(self.throttle)
+        self.latency = Latency(keep_all=bool(self.cfg.latency_log))
         self.reset_client = None
         try:
             self.robot = RobotActor(self.cfg, spec, cfg['reach.'], self.reset_cfg, safety,
@@ -134,26 +134,14 @@ class ActorNode(Node):
         # Always running, so a sensor_timeout_s set at run time applies (0.1 s resolution).
         self.create_timer(min(0.1, safety.sensor_timeout_s / 4) if safety.sensor_timeout_s > 0
                           else 0.1, self.robot.watchdog)
-        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
-        self.all_latencies: list[tuple[float, float]] = []     # (unix time, latency s)
-        self.window_steps, self.window_start = 0, time.monotonic()
-        r, c = self.robot, self.cfg
-        source = (f'{c.task_definition} from {c.joint_states_topic}, {c.ee_pose_topic}, '
-                  f'{c.target_topic}, joints {r.joints}' if r.sensors else 'task/step')
-        self.get_logger().info(
-            f'{self.actor_id}: {spec.task}, obs {r.obs_dim} ({source}), act '
-            f'{r.act_dim} on {self.resolve_topic_name(self.cfg.command_topic)}, chunk '
-            f'{self.cfg.chunk_length}, eval every {self.cfg.eval_every} steps; waiting for '
-            f"{'weights' if r.policy is None else 'sensors'}")
+        self.get_logger().info(self.robot.describe(
+            self.resolve_topic_name(self.cfg.command_topic)))
 
     # ------------------------------------------------------------ RobotActor's outputs
     def log(self, level: str, text: str, key: str = '') -> None:
         """Log; with a ``key``, a warning at most every 5 s per key."""
-        if key:
-            now = time.monotonic()
-            if now - self._last_warn.get(key, 0.0) <= 5.0:
-                return
-            self._last_warn[key] = now
+        if key and not self.throttle.allow(key):
+            return
         if level == 'info':           # one call site per severity (rclpy requires it)
             self.get_logger().info(text)
         else:
@@ -204,19 +192,9 @@ class ActorNode(Node):
     # ------------------------------------------------------------ inputs
     def _reject(self, kind: str, text: str) -> None:
         """Count a rejected input of ``kind`` and log why (each reason at most every 5 s)."""
-        self.rejected[kind] += 1
-        if len(self._last_warn) > 1000:                    # bounded, whatever arrives
-            self._last_warn.clear()
-        self.log('warning', f'{text} ({self.rejected[kind]} {kind} input(s) rejected so far)',
-                 kind + ':' + re.sub(r'\d+', '#', text))
-
-    def _acted(self, received: float, acted: bool) -> None:
-        """Record the receipt-to-command latency of a message that led to a command."""
-        if acted:
-            latency = time.perf_counter() - received
-            self.latencies.append(latency)
-            if self.cfg.latency_log:
-                self.all_latencies.append((time.time(), latency))
+        line = self.rejections.reject(kind, text)
+        if line:
+            self.get_logger().warning(line)
 
     def _on_step(self, msg: Float64MultiArray) -> None:
         received = time.perf_counter()
@@ -225,7 +203,7 @@ class ActorNode(Node):
         except ValueError as exc:
             self._reject('step', f'task step rejected: {exc}')
             return
-        self._acted(received, self.robot.on_task_step(step))
+        self.latency.acted(received, self.robot.on_task_step(step))
 
     def _on_joint_states(self, msg: JointState) -> None:
         received = time.perf_counter()
@@ -238,7 +216,7 @@ class ActorNode(Node):
             self._reject('joints', f'joint state rejected: {exc}')
             return
         stamp = conv.stamp_seconds(msg.header.stamp)
-        self._acted(received, self.robot.on_joint_state(stamp, q, qd))
+        self.latency.acted(received, self.robot.on_joint_state(stamp, q, qd))
 
     def _on_ee_pose(self, msg: PoseStamped) -> None:
         received = time.perf_counter()
@@ -248,7 +226,7 @@ class ActorNode(Node):
             self._reject('ee', f'end-effector pose rejected: {exc}')
             return
         stamp = conv.stamp_seconds(msg.header.stamp)
-        self._acted(received, self.robot.on_ee_pose(stamp, position))
+        self.latency.acted(received, self.robot.on_ee_pose(stamp, position))
 
     def _on_target(self, msg: PointStamped) -> None:
         try:
@@ -297,15 +275,7 @@ class ActorNode(Node):
         return response
 
     def _on_timing(self) -> None:
-        now = time.monotonic()
-        lat = np.asarray(self.latencies) * 1e3
-        self.latencies.clear()
-        steps = self.robot.steps_seen - self.window_steps
-        rate = steps / max(now - self.window_start, 1e-9)
-        self.window_steps, self.window_start = self.robot.steps_seen, now
-        p50, p99 = (float(np.percentile(lat, 50)), float(np.percentile(lat, 99))) \
-            if lat.size else (float('nan'), float('nan'))
-        self.pub_timing.publish(conv.vector_msg([p50, p99, lat.size, rate],
+        self.pub_timing.publish(conv.vector_msg(self.latency.report(self.robot.steps_seen),
                                                 'p50_ms,p99_ms,samples,steps_per_s'))
 
     def close(self) -> None:
@@ -317,7 +287,7 @@ class ActorNode(Node):
             print(f'actor: could not send the zero command on shutdown: {exc!r}',
                   file=sys.stderr, flush=True)
         if self.cfg.latency_log:
-            np.save(self.cfg.latency_log, np.asarray(self.all_latencies).reshape(-1, 2))
+            self.latency.save(self.cfg.latency_log)
 
 
 def main(args: list[str] | None = None) -> int:
