@@ -26,6 +26,7 @@ value network is not used (the K estimates of a state are each other's baseline)
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -144,20 +145,8 @@ class TRPOLearner:
         with torch.no_grad():
             old = self.policy(obs).detach()
             old_log_prob = old.log_prob(actions)                              # [N]
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-
-        def surrogate_fn() -> torch.Tensor:
-            return trpo_losses.surrogate(self.policy(obs).log_prob(actions), old_log_prob,
-                                         advantages)
-
-        def kl_fn() -> torch.Tensor:
-            return trpo_losses.mean_kl(old, self.policy(obs))
-
-        result = trpo_losses.natural_gradient_step(
-            params, surrogate_fn, kl_fn, cfg.max_kl, cfg.cg_iterations, cfg.cg_damping,
-            cfg.line_search_shrink, cfg.line_search_steps)
-        with torch.no_grad():
-            ent = float(trpo_losses.entropy(self.policy(obs)).mean())
+        result, ent = self._trust_region_step(obs, old, lambda: trpo_losses.surrogate(
+            self.policy(obs).log_prob(actions), old_log_prob, advantages))
 
         # Value baseline: regression on the GAE targets.
         value_loss = self._fit_value(obs, targets)
@@ -179,6 +168,20 @@ class TRPOLearner:
                 'perf/line_search_accepted': float(search.accepted),
                 'perf/step_time': time.perf_counter() - t0}
 
+    def _trust_region_step(self, obs: torch.Tensor, old: Any,
+                           surrogate_fn: Callable[[], torch.Tensor]
+                           ) -> tuple[trpo_losses.NaturalStep, float]:
+        """Natural gradient step on ``surrogate_fn`` within the KL bound around ``old``."""
+        cfg = self.cfg
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        result = trpo_losses.natural_gradient_step(
+            params, surrogate_fn, lambda: trpo_losses.mean_kl(old, self.policy(obs)),
+            cfg.max_kl, cfg.cg_iterations, cfg.cg_damping, cfg.line_search_shrink,
+            cfg.line_search_steps)
+        with torch.no_grad():
+            entropy = float(trpo_losses.entropy(self.policy(obs)).mean())
+        return result, entropy
+
     def _step_vine(self, batch: VineBatch) -> dict[str, float]:
         """One TRPO update on vine data: Eq. 16 within the trust region, no value fit."""
         t0 = time.perf_counter()
@@ -196,20 +199,8 @@ class TRPOLearner:
         with torch.no_grad():
             old = self.policy(obs).detach()
             old_log_prob = old.log_prob(by_action).transpose(0, 1)               # [N, K]
-        params = [p for p in self.policy.parameters() if p.requires_grad]
-
-        def surrogate_fn() -> torch.Tensor:
-            log_prob = self.policy(obs).log_prob(by_action).transpose(0, 1)
-            return trpo_losses.vine_surrogate(log_prob, old_log_prob, q)
-
-        def kl_fn() -> torch.Tensor:
-            return trpo_losses.mean_kl(old, self.policy(obs))
-
-        result = trpo_losses.natural_gradient_step(
-            params, surrogate_fn, kl_fn, cfg.max_kl, cfg.cg_iterations, cfg.cg_damping,
-            cfg.line_search_shrink, cfg.line_search_steps)
-        with torch.no_grad():
-            ent = float(trpo_losses.entropy(self.policy(obs)).mean())
+        result, ent = self._trust_region_step(obs, old, lambda: trpo_losses.vine_surrogate(
+            self.policy(obs).log_prob(by_action).transpose(0, 1), old_log_prob, q))
         self._merge_pending()
         self.num_steps += 1
         search, stats = result.search, result.stats
