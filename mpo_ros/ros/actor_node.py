@@ -101,8 +101,7 @@ class ActorNode(Node):
                                     cfg['network.'], self, self.actor_id)
         except ValueError as exc:
             raise common.StartupError(f'invalid parameter: {exc}') from exc
-        self.limits: InputLimits = cfg['limits.']
-        self.robot.limits = self.limits
+        self.robot.limits = cfg['limits.']
         pub, vector = self.create_publisher, Float64MultiArray
         self.pub_cmd = pub(vector, self.cfg.command_topic, common.RELIABLE)
         self.pub_traj = pub(conv.Trajectory, 'trajectories', common.RELIABLE)
@@ -187,7 +186,7 @@ class ActorNode(Node):
 
     def _set_limits(self, limits: InputLimits) -> None:
         """Apply new input limits (the next message is checked against them)."""
-        self.limits = self.robot.limits = limits
+        self.robot.limits = limits
 
     # ------------------------------------------------------------ inputs
     def _reject(self, kind: str, text: str) -> None:
@@ -199,7 +198,7 @@ class ActorNode(Node):
     def _on_step(self, msg: Float64MultiArray) -> None:
         received = time.perf_counter()
         try:
-            step = conv.step_from_msg(msg, self.task_obs_dim, self.limits)
+            step = conv.step_from_msg(msg, self.task_obs_dim, self.robot.limits)
         except ValueError as exc:
             self._reject('step', f'task step rejected: {exc}')
             return
@@ -209,9 +208,9 @@ class ActorNode(Node):
         received = time.perf_counter()
         try:
             q = conv.joint_vector(msg, self.robot.joints, 'position', self.robot.known_joints,
-                                  self.limits.joint_position)
+                                  self.robot.limits.joint_position)
             qd = conv.joint_vector(msg, self.robot.joints, 'velocity', self.robot.known_joints,
-                                   self.limits.joint_velocity)
+                                   self.robot.limits.joint_velocity)
         except ValueError as exc:
             self._reject('joints', f'joint state rejected: {exc}')
             return
@@ -221,7 +220,7 @@ class ActorNode(Node):
     def _on_ee_pose(self, msg: PoseStamped) -> None:
         received = time.perf_counter()
         try:
-            position = conv.position_from_pose(msg, bound=self.limits.position)
+            position = conv.position_from_pose(msg, bound=self.robot.limits.position)
         except ValueError as exc:
             self._reject('ee', f'end-effector pose rejected: {exc}')
             return
@@ -231,7 +230,7 @@ class ActorNode(Node):
     def _on_target(self, msg: PointStamped) -> None:
         try:
             self.robot.on_target(conv.stamp_seconds(msg.header.stamp),
-                                 conv.point_from_msg(msg, bound=self.limits.position))
+                                 conv.point_from_msg(msg, bound=self.robot.limits.position))
         except ValueError as exc:
             self._reject('target', f'target rejected: {exc}')
 
